@@ -1,0 +1,1 @@
+"""The conversation: memory, intents, orchestration and the command line."""

@@ -1,0 +1,1 @@
+"""Measuring Vignette: metrics, scripted conversations, FairytaleQA, benchmarks."""

@@ -1,0 +1,1 @@
+"""From a book to answers: load, chunk, index, retrieve, re-rank, read."""

@@ -1,0 +1,112 @@
+"""The dataclasses that flow between stages: book -> passages -> candidates -> answer -> illustration.
+
+Offsets are character offsets into ``Book.text`` (the cleaned text), so every passage and every quote can
+be cited and checked against the book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: int  # 1-based position in the book (a letter or a story of a collection counts as one)
+    title: str  # the heading as a reader would cite it, e.g. "Chapter 3: The Letter" or "Letter 4"
+    start: int  # offset of the heading in Book.text
+    end: int  # offset one past the chapter's last character
+    part: str | None = None  # enclosing PART/BOOK/VOLUME heading, if any
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Book:
+    book_id: str
+    title: str
+    author: str | None
+    text: str  # cleaned text: no Gutenberg header/footer, normalised newlines
+    chapters: list[Chapter]
+    source: str = ""  # file name it was loaded from
+
+    def chapter(self, number: int) -> Chapter:
+        for ch in self.chapters:
+            if ch.number == number:
+                return ch
+        raise KeyError(number)
+
+
+@dataclass(frozen=True)
+class Passage:
+    passage_id: str  # derived from the book id and the content: re-ingesting adds nothing
+    book_id: str
+    chapter: int
+    chapter_title: str
+    start: int  # offsets into Book.text
+    end: int
+    text: str
+
+    def metadata(self) -> dict[str, Any]:
+        """What the vector store keeps beside the text (flat scalars only)."""
+        return {
+            "book_id": self.book_id,
+            "chapter": self.chapter,
+            "chapter_title": self.chapter_title,
+            "start": self.start,
+            "end": self.end,
+        }
+
+    @classmethod
+    def from_metadata(cls, passage_id: str, text: str, meta: dict[str, Any]) -> "Passage":
+        return cls(
+            passage_id=passage_id,
+            book_id=str(meta["book_id"]),
+            chapter=int(meta["chapter"]),
+            chapter_title=str(meta["chapter_title"]),
+            start=int(meta["start"]),
+            end=int(meta["end"]),
+            text=text,
+        )
+
+
+@dataclass
+class Candidate:
+    """A passage proposed by retrieval, best first; ``scores`` keeps each retriever's view of it."""
+
+    passage: Passage
+    score: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Evidence:
+    quote: str  # the sentence(s) around the answer, verbatim from the book
+    chapter: int
+    chapter_title: str
+    start: int  # offsets of the quote in Book.text
+    end: int
+    passage_id: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str  # the span (or sentence) that answers; "" when abstained
+    abstained: bool
+    evidence: list[Evidence]
+    reader: str  # which reader answered, e.g. "extractive:deepset/roberta-base-squad2" or "sentence:all-MiniLM-L6-v2"
+    notice: str | None = None  # e.g. "no QA model available offline; the best-matching sentence answered"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "reader": self.reader,
+        }

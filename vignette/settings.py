@@ -1,0 +1,148 @@
+"""All configuration in one place.
+
+Every field has a default and a one-line reason. Each can be overridden by an environment variable
+``VIGNETTE_<FIELD NAME IN CAPITALS>`` (e.g. ``VIGNETTE_DATA_DIR``) and, where the CLI offers it, a flag.
+Precedence: CLI flag > environment variable > default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from vignette.errors import VignetteError
+
+ENV_PREFIX = "VIGNETTE_"
+
+
+@dataclass
+class Settings:
+    # --- storage -------------------------------------------------------------------------------------
+    data_dir: Path = Path("var")  # Chroma store, BM25 indexes, conversation memory, images; one folder to back up
+    chroma_host: str | None = None  # set to use a Chroma server (`chroma run`) instead of the embedded store
+    chroma_port: int = 8000  # the Chroma server's port, when chroma_host is set
+    max_file_mb: float = 50.0  # refuse larger uploads: a long novel is ~1-2 MB of text
+
+    # --- passages ------------------------------------------------------------------------------------
+    embedding_model: str = "all-MiniLM-L6-v2"  # bi-encoder: a sentence-transformers name or path; the default ships offline
+    passage_tokens: int = 200  # word pieces per passage; under MiniLM's 256 window so nothing is truncated
+    passage_overlap_sentences: int = 1  # sentences repeated between neighbouring passages, so no fact is cut in two
+    encode_batch_size: int = 32  # batch 64 measured no faster on 2 CPU cores
+
+    # --- retrieval -----------------------------------------------------------------------------------
+    top_k: int = 5  # passages handed to the reader
+    candidates: int = 50  # passages each retriever proposes before fusion and re-ranking
+    rrf_k: int = 60  # reciprocal-rank-fusion constant (Cormack et al. 2009)
+    reranker: str | None = None  # path to a trained poly-encoder (python -m retrieval.train_poly); None: no re-ranking
+
+    # --- reading -------------------------------------------------------------------------------------
+    reader: str | None = "deepset/roberta-base-squad2"  # extractive QA model (hub id or path); unavailable -> sentence fallback
+    max_answer_tokens: int = 30  # longest span the reader may return
+    abstain_threshold: float = 0.0  # answer only when best span score beats no-answer by this margin
+    max_question_chars: int = 1000  # longer questions are refused with a clear message
+
+    # --- conversation --------------------------------------------------------------------------------
+    chat_model: str | None = None  # e.g. "ollama:llama3.1" or a local transformers path; None: offline resolver
+
+    # --- illustration --------------------------------------------------------------------------------
+    image_models: str = "default"  # profile: "default", "tiny-random", or a diffusers id/path
+    image_preset: str = "fast"  # "fast" (CPU-friendly) or "quality" (more steps, CLIP guidance)
+    device: str = "auto"  # "auto" picks CUDA, then MPS, then CPU
+    dtype: str = "auto"  # "auto": fp16 on CUDA/MPS, fp32 on CPU
+
+    # --- network -------------------------------------------------------------------------------------
+    allow_downloads: bool = False  # offline by default; set true to let models download from the Hub
+
+    @property
+    def books_dir(self) -> Path:
+        return Path(self.data_dir) / "books"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return Path(self.data_dir) / "chroma"
+
+    @property
+    def images_dir(self) -> Path:
+        return Path(self.data_dir) / "images"
+
+    @property
+    def memory_path(self) -> Path:
+        return Path(self.data_dir) / "conversations.sqlite"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults, then ``VIGNETTE_*`` variables, then ``overrides`` (e.g. CLI flags; None is ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if key in env:
+                values[f.name] = _coerce(f.name, env[key], hints[f.name])
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name not in {f.name for f in fields(cls)}:
+                raise TypeError(f"unknown setting {name!r}")
+            values[name] = _coerce(name, value, hints[name]) if isinstance(value, str) else value
+        settings = cls(**values)
+        settings.data_dir = Path(settings.data_dir).expanduser()
+        return settings
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> list[tuple[str, Any, str]]:
+        """(name, value, reason) for each setting, for --help and the README."""
+        return [(f.name, getattr(self, f.name), _REASONS.get(f.name, "")) for f in fields(self)]
+
+
+def _coerce(name: str, raw: str, hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    text = raw.strip()
+    if args and text.lower() in {"", "none", "null"}:
+        return None
+    try:
+        if base is bool:
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(text)
+        if base is int:
+            return int(text)
+        if base is float:
+            return float(text)
+        if base is Path:
+            return Path(text)
+        return text
+    except ValueError:
+        raise VignetteError(
+            f"The setting {ENV_PREFIX}{name.upper()}={raw!r} is not a valid {getattr(base, '__name__', base)}."
+        ) from None
+
+
+def _read_reasons() -> dict[str, str]:
+    """The trailing comment of each field is its documented reason."""
+    import inspect
+
+    reasons: dict[str, str] = {}
+    for line in inspect.getsource(Settings).splitlines():
+        line = line.strip()
+        if ":" in line and "#" in line and not line.startswith("#"):
+            name = line.split(":", 1)[0].strip()
+            reasons[name] = line.split("#", 1)[1].strip()
+    return reasons
+
+
+_REASONS: dict[str, str] = {}
+try:
+    _REASONS = _read_reasons()
+except (OSError, TypeError):  # source unavailable (frozen app): reasons are documentation only
+    pass
+
