@@ -1,0 +1,666 @@
+"""Load a novel from a file into a :class:`~vignette.documents.Book`: decoded, cleaned, split into chapters.
+
+Formats, by extension:
+
+- ``.txt``: UTF-8 (with or without a byte-order mark), UTF-16 with a byte-order mark, cp1252 or
+  latin-1. The decoder tries strict UTF-8 first, because text that decodes as UTF-8 almost never is
+  anything else; then cp1252 (which leaves five bytes undefined); then latin-1, which accepts any byte.
+- ``.md`` / ``.markdown``: the markup is stripped (headings become heading lines, emphasis, links and
+  images lose their syntax); YAML front matter may give the title and author.
+- ``.html`` / ``.htm`` / ``.xhtml``: the standard library's ``html.parser``: block elements become
+  paragraphs, ``<h1>``-``<h6>`` heading lines, ``<script>`` and ``<style>`` are skipped.
+- ``.epub``: EPUB 2/3 (a zip): ``META-INF/container.xml`` names the OPF package, whose spine gives the
+  reading order of the XHTML documents; each is read as HTML. ``dc:title``/``dc:creator`` give title
+  and author.
+
+Then, for every format: newlines become ``\\n``, stray byte-order marks go, and the Project Gutenberg
+header, footer and licence are cut away (the ``Title:`` and ``Author:`` lines of the header are read
+first). ``Book.text`` is what is left; every offset in the project points into it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+from xml.etree import ElementTree
+
+from retrieval.chapters import find_chapters
+from retrieval.text import normalise_whitespace, slugify, smart_title
+from vignette.documents import Book
+from vignette.errors import VignetteError
+
+__all__ = ["load_book", "SUPPORTED_EXTENSIONS", "decode_text", "strip_gutenberg"]
+
+SUPPORTED_EXTENSIONS = {
+    ".txt": "plain text",
+    ".md": "Markdown",
+    ".markdown": "Markdown",
+    ".html": "HTML",
+    ".htm": "HTML",
+    ".xhtml": "XHTML",
+    ".epub": "EPUB",
+}
+_SUPPORTED_LIST = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+
+_BINARY_SIGNATURES = {
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive (if it is an EPUB, rename it to end in .epub)",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"\xd0\xcf\x11\xe0": "a Microsoft Office document",
+    b"{\\rtf": "an RTF document",
+    b"\x7fELF": "a program",
+    b"MZ": "a program",
+}
+
+
+@dataclass
+class _Extracted:
+    """What a format reader returns: plain text plus whatever the markup says about it."""
+
+    text: str
+    title: str | None = None
+    author: str | None = None
+    headings: list[tuple[int, int, int]] = field(default_factory=list)  # (start, end, level) into text
+
+
+def load_book(path: str | Path, book_id: str | None = None, max_bytes: int | None = None) -> Book:
+    """Read, clean and chapter a novel. Raises :class:`VignetteError` (naming the file) on bad input:
+    a missing or empty file, binary content, an unsupported extension, a file over ``max_bytes``, a
+    broken EPUB, or a file with no readable text."""
+    # 1. Check inputs.
+    path = Path(path)
+    name = path.name
+    if not path.exists():
+        raise VignetteError(f"Cannot find the book file {str(path)!r}.", hint="Check the path and try again.")
+    if not path.is_file():
+        raise VignetteError(f"{str(path)!r} is a folder, not a book file.", hint="Point to the file itself.")
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        what = f"files ending in {ext!r}" if ext else "files without an extension"
+        raise VignetteError(
+            f"Cannot read {name!r}: Vignette does not read {what}.",
+            hint=f"Supported formats: {_SUPPORTED_LIST} (plain text, Markdown, HTML and EPUB).",
+        )
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise VignetteError(
+            f"{name!r} is too large: {_mb(size)}, over the limit of {_mb(max_bytes)}.",
+            hint="A long novel is about 1-2 MB of text; raise VIGNETTE_MAX_FILE_MB if this is one book.",
+        )
+    if size == 0:
+        raise VignetteError(f"{name!r} is empty: there is no text to read.")
+    data = path.read_bytes()
+
+    # 2. Extract plain text (and any title, author, headings the format carries).
+    if ext == ".epub":
+        extracted = _read_epub(data, name, max_bytes)
+    else:
+        _check_not_binary(data, name)
+        raw = decode_text(
+            data, declared=_declared_charset(data) if ext in (".html", ".htm", ".xhtml") else None
+        )
+        raw = _normalise_newlines(raw)
+        if ext in (".md", ".markdown"):
+            extracted = _markdown_to_text(raw)
+        elif ext in (".html", ".htm", ".xhtml"):
+            extracted = _html_to_text(raw)
+        else:
+            extracted = _Extracted(raw)
+
+    # 3. Clean: Project Gutenberg header/footer, then surrounding white space; headings follow the cut.
+    text = extracted.text
+    header = _gutenberg_metadata(text)
+    a, b = strip_gutenberg(text)
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    text = text[a:b]
+    headings = [(s - a, e - a, lv) for s, e, lv in extracted.headings if s >= a and e <= b]
+    if not re.search(r"[^\W\d_]", text):
+        raise VignetteError(f"{name!r} contains no readable text.", hint="Is it the right file?")
+
+    # 4. Title and author: the format's own metadata, then the Gutenberg header, then the title page.
+    page_title, page_author = _title_page(text)
+    title = extracted.title or header.get("title") or page_title or _title_from_filename(path)
+    author = extracted.author or header.get("author") or page_author
+    title = smart_title(normalise_whitespace(title))
+    author = smart_title(normalise_whitespace(author)) if author else None
+
+    # 5. Chapters.
+    chapters = find_chapters(text, headings=headings)
+    return Book(
+        book_id=book_id or slugify(title),
+        title=title,
+        author=author,
+        text=text,
+        chapters=chapters,
+        source=name,
+    )
+
+
+def _mb(n: int) -> str:
+    # MB as the settings count them (max_file_mb * 1024 * 1024 bytes).
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 100 * 1024 else f"{n:,} bytes"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Bytes to text
+# --------------------------------------------------------------------------------------------------------
+
+
+def _check_not_binary(data: bytes, name: str) -> None:
+    """Refuse content that is not text: a known file signature, NUL bytes, or many control characters."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return  # UTF-16 with a byte-order mark: NUL bytes are expected
+    for signature, what in _BINARY_SIGNATURES.items():
+        if data.startswith(signature):
+            raise VignetteError(f"{name!r} is not a text file: it looks like {what}.", hint=_FORMAT_HINT)
+    sample = data[:65536]
+    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13, 26, 27))
+    if b"\x00" in sample or controls > 0.01 * len(sample):
+        raise VignetteError(f"{name!r} is not a text file: it holds binary data.", hint=_FORMAT_HINT)
+
+
+_FORMAT_HINT = f"Vignette reads novels as {_SUPPORTED_LIST}."
+
+
+def decode_text(data: bytes, declared: str | None = None) -> str:
+    """Decode bytes of unknown encoding: a byte-order mark, else the declared charset (HTML), else strict
+    UTF-8, else cp1252, else latin-1 (which never fails). Stray byte-order marks are removed."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16").replace("\ufeff", "")
+    candidates = ["utf-8-sig"]
+    if declared:
+        candidates.insert(0, declared)
+    candidates += ["cp1252", "latin-1"]
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        return text.replace("\ufeff", "")
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _declared_charset(data: bytes) -> str | None:
+    m = re.search(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_\-]+)""", data[:4096], re.I)
+    if not m:
+        return None
+    charset = m.group(1).decode("ascii").lower()
+    # Browsers read "iso-8859-1" as windows-1252; so do we (it only adds characters).
+    return "cp1252" if charset in ("iso-8859-1", "latin1", "latin-1", "us-ascii", "ascii") else charset
+
+
+def _normalise_newlines(s: str) -> str:
+    return s.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Project Gutenberg
+# --------------------------------------------------------------------------------------------------------
+
+_PG_START = re.compile(
+    r"^[^\S\n]*(?:\*{3}[^\S\n]*START OF (?:THE |THIS )?PROJECT GUTENBERG[^\n]*"
+    r"|\*END\*?THE SMALL PRINT[^\n]*"
+    r"|\*{3}[^\S\n]*START OF THE PROJECT GUTENBERG[^\n]*)$",
+    re.M | re.I,
+)
+_PG_END = re.compile(
+    r"^[^\S\n]*(?:\*{3}[^\S\n]*END OF (?:THE |THIS )?PROJECT GUTENBERG"
+    r"|End of (?:the |this )?Project Gutenberg"
+    r"|End of Project Gutenberg'?s"
+    r"|End of the Project Gutenberg E-?(?:Book|text))[^\n]*$",
+    re.M | re.I,
+)
+_PG_PRODUCED = re.compile(
+    r"\s*(?:(?:Produced|Prepared|Transcribed|E-?text prepared|Scanned)\b[^\n]*(?:\n[^\S\n]*\S[^\n]*)*\s*)+",
+    re.I,
+)
+
+
+def strip_gutenberg(text: str) -> tuple[int, int]:
+    """``(start, end)`` of the book inside a Project Gutenberg file: after the ``*** START OF ...`` line
+    (and a "Produced by" paragraph), before the first footer line (``*** END OF ...``, "End of the
+    Project Gutenberg EBook ..."). ``(0, len(text))`` for a text without them."""
+    start, end = 0, len(text)
+    starts = list(_PG_START.finditer(text))
+    if starts:
+        # Older files carry both a "*** START" line and "*END*THE SMALL PRINT!...": the book follows the
+        # last start marker before the footer ("*** START: FULL LICENSE ***" sits after the footer).
+        first_end = _PG_END.search(text, starts[0].end())
+        limit = first_end.start() if first_end else len(text)
+        start = [m for m in starts if m.end() <= limit][-1].end()
+        produced = _PG_PRODUCED.match(text, start)
+        if produced:
+            start = produced.end()
+    m = _PG_END.search(text, start)
+    if m:
+        end = m.start()
+    return start, end
+
+
+def _gutenberg_metadata(text: str) -> dict[str, str]:
+    """``Title:`` and ``Author:`` from a Gutenberg header (continuation lines are indented), or the
+    "The Project Gutenberg EBook of X, by Y" first line."""
+    m = _PG_START.search(text)
+    if not m:
+        return {}
+    header = text[: m.start()]
+    out: dict[str, str] = {}
+    for key in ("title", "author"):
+        mm = re.search(rf"^{key}:[^\S\n]*(\S[^\n]*(?:\n[^\S\n]+\S[^\n]*)*)", header, re.M | re.I)
+        if mm:
+            parts = [p.strip() for p in mm.group(1).split("\n")]
+            value = parts[0]
+            for p in parts[1:]:
+                value += ("; " if p.lower().startswith("or,") and value[-1].isalnum() else " ") + p
+            out[key] = value
+    if "title" not in out:
+        mm = re.search(
+            r"Project Gutenberg(?:'s)? E-?(?:Book|text) of (.+?)(?:, by (.+))?$", header, re.M | re.I
+        )
+        if mm:
+            out["title"] = mm.group(1).strip()
+            if mm.group(2) and "author" not in out:
+                out["author"] = mm.group(2).strip()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Title page
+# --------------------------------------------------------------------------------------------------------
+
+_ILLUSTRATION = re.compile(r"\[(?:Illustration|Frontispiece)[^\]]*\]", re.I)
+_BY_LINE = re.compile(r"^by\b[\s:]*(.*)$", re.I)
+_HEADING_LIKE = re.compile(
+    r"^(?:(?i:chapter|letter|part|book|volume|stave)\s+(?:[IVXLC]+\b|\d+|(?i:one|two|three|the)\b)"
+    r"|(?i:contents|prologue)\b|[IVXLC]+\.?$|\d+\.?$)"
+)
+
+
+def _title_page(text: str) -> tuple[str | None, str | None]:
+    """Title and author from the first lines: the non-empty lines before a "by ..." line are the title,
+    the by-line names the author ("PRIDE. / and / PREJUDICE / by / Jane Austen," -> "Pride and
+    Prejudice", "Jane Austen"). Without a by-line, the first line if it is short and not a heading."""
+    head = _ILLUSTRATION.sub("\n", text[:6000])
+    lines = [ln.strip().strip("_*#").strip() for ln in head.split("\n")]
+    lines = [ln for ln in lines if ln][:12]
+    if not lines:
+        return None, None
+    for i, line in enumerate(lines[:8]):
+        m = _BY_LINE.match(line)
+        if not m or i == 0:
+            continue
+        author = m.group(1).strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+        title_lines = lines[max(0, i - 4) : i]
+        if len(author) > 60 or len(author.split()) > 8 or any(_HEADING_LIKE.match(t) for t in title_lines):
+            break  # "By the time the sun rose..." under a chapter heading: prose, not a title page
+        title = ""
+        for j, tl in enumerate(title_lines):
+            nxt = title_lines[j + 1] if j + 1 < len(title_lines) else ""
+            if tl.endswith(".") and nxt[:1].islower():
+                tl = tl[:-1]  # "PRIDE." above "and"
+            title = f"{title} {tl}".strip()
+        author = re.split(r",?\s+(?:with|and illustrated|illustrated)\b", author, maxsplit=1)[0]
+        return title.strip(" ,;:") or None, author.strip(" ,;:.") or None
+    first = lines[0]
+    if len(first) <= 100 and len(first.split()) <= 12 and not _HEADING_LIKE.match(first):
+        return first.strip(" ,;:"), None
+    return None, None
+
+
+def _title_from_filename(path: Path) -> str:
+    stem = re.sub(r"^pg\d+[_\-]?", "", path.stem)
+    words = re.sub(r"[_\-]+", " ", stem).strip()
+    return (words[:1].upper() + words[1:]) if words else path.stem
+
+
+# --------------------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------------------
+
+_MD_FRONT_MATTER = re.compile(r"\A---[^\S\n]*\n(.*?)\n(?:---|\.\.\.)[^\S\n]*(?:\n|\Z)", re.S)
+_MD_ATX = re.compile(r"^[ ]{0,3}(#{1,6})[^\S\n]+(.*?)[^\S\n]*#*[^\S\n]*$")
+_MD_SETEXT = re.compile(r"^[ ]{0,3}(=+|-+)[^\S\n]*$")
+_MD_RULE = re.compile(r"^[ ]{0,3}(?:(?:\*[^\S\n]*){3,}|(?:-[^\S\n]*){3,}|(?:_[^\S\n]*){3,})$")
+_MD_INLINE = [
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r""),  # images: dropped
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links: their text
+    (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # reference links
+    (re.compile(r"<[^>\n]+>"), r""),  # inline HTML tags
+    (re.compile(r"`([^`]+)`"), r"\1"),
+    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # strong
+    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),  # emphasis
+    (re.compile(r"(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])"), r"\1"),
+    (re.compile(r"~~(.+?)~~"), r"\1"),
+]
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
+
+
+def _markdown_to_text(src: str) -> _Extracted:
+    """Markdown to plain text; headings become lines of their own (recorded with their level)."""
+    title = author = None
+    fm = _MD_FRONT_MATTER.match(src)
+    if fm:
+        for line in fm.group(1).split("\n"):
+            key, _, value = line.partition(":")
+            value = value.strip().strip("\"'")
+            if key.strip().lower() == "title" and value:
+                title = value
+            elif key.strip().lower() in ("author", "creator") and value:
+                author = value
+        src = src[fm.end() :]
+
+    lines = src.split("\n")
+    out: list[str] = []  # output lines
+    heading_lines: list[tuple[int, int]] = []  # (output line index, level)
+    in_fence = False
+    for i, line in enumerate(lines):
+        if re.match(r"^[ ]{0,3}(```|~~~)", line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            out.append(line)
+            continue
+        if re.match(r"^[ ]{0,3}\[[^\]]+\]:\s*\S+", line):
+            continue  # a link reference definition
+        m = _MD_ATX.match(line)
+        if m:
+            _blank(out)
+            heading_lines.append((len(out), len(m.group(1))))
+            out.append(_md_inline(m.group(2)))
+            out.append("")
+            continue
+        m = _MD_SETEXT.match(line)
+        if m and i > 0 and lines[i - 1].strip() and out and out[-1].strip():
+            # "Title" underlined with === or ---: the line above is a heading.
+            if len(out) > 1 and out[-2].strip():
+                out.insert(len(out) - 1, "")
+            heading_lines.append((len(out) - 1, 1 if m.group(1).startswith("=") else 2))
+            out.append("")
+            continue
+        if _MD_RULE.match(line):
+            _blank(out)
+            out.append("* * *")
+            out.append("")
+            continue
+        if not line.strip() and out and not out[-1].strip():
+            continue  # one blank line is enough
+        line = re.sub(r"^[ ]{0,3}>[^\S\n]?", "", line)  # block quotes
+        line = re.sub(r"^([ \t]*)[-*+][ \t]+", r"\1", line)  # bullets
+        out.append(_md_inline(line))
+
+    text = "\n".join(out)
+    starts = [0]
+    for ln in out:
+        starts.append(starts[-1] + len(ln) + 1)
+    headings = [
+        (starts[idx], starts[idx] + len(out[idx]), lv) for idx, lv in heading_lines if out[idx].strip()
+    ]
+    if title is None:
+        top = [(s, e) for s, e, lv in headings if lv == 1]
+        if len(top) == 1 and headings and headings[0][2] == 1 and any(lv > 1 for _, _, lv in headings):
+            title = text[top[0][0] : top[0][1]]
+            headings = [h for h in headings if h[2] > 1]
+    return _Extracted(text, title, author, headings)
+
+
+def _md_inline(s: str) -> str:
+    # Escaped characters ("\\*") hide in the private-use area while the markup is stripped.
+    s = _MD_ESCAPE.sub(lambda m: chr(0xE000 + ord(m.group(1))), s)
+    for pattern, repl in _MD_INLINE:
+        s = pattern.sub(repl, s)
+    return re.sub("[\ue000-\ue07f]", lambda m: chr(ord(m.group(0)) - 0xE000), s)
+
+
+def _blank(out: list[str]) -> None:
+    if out and out[-1].strip():
+        out.append("")
+
+
+# --------------------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------------------
+
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote body center dd details dialog div dl dt fieldset figcaption figure "
+    "footer form header hgroup hr li main nav ol p pre section table tbody td tfoot th thead tr ul".split()
+)
+_HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_BR = "\x00"  # marks a <br> while white space is collapsed
+_SKIP_TAGS = frozenset(["script", "style", "head", "noscript", "template", "svg", "math"])
+
+
+class _HTMLText(HTMLParser):
+    """Collects paragraphs of text; headings as their own paragraphs, with their level."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[tuple[str, int]] = []  # (text, heading level or 0)
+        self._buf: list[str] = []
+        self._skip = 0
+        self._pre = 0
+        self._heading = 0
+        self._in_title = False
+        self.title: str | None = None
+        self.author: str | None = None
+        self._title_buf: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "title":
+            self._in_title = True
+            return
+        if tag == "meta":
+            a = dict(attrs)
+            if (a.get("name") or "").lower() in ("author", "dc.creator") and a.get("content"):
+                self.author = a["content"]
+            return
+        if tag in _SKIP_TAGS:
+            self._skip += 1
+            return
+        if tag == "br":
+            self._buf.append(_BR)
+        elif tag in _HEADING_TAGS:
+            self._flush()
+            self._heading = _HEADING_TAGS[tag]
+        elif tag in _BLOCK_TAGS:
+            self._flush()
+            if tag == "pre":
+                self._pre += 1
+        elif tag == "img":
+            alt = dict(attrs).get("alt")
+            if alt and alt.strip() and not self._skip:
+                self._buf.append(f" {alt.strip()} ")
+
+    def handle_startendtag(self, tag: str, attrs) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+            self.title = normalise_whitespace("".join(self._title_buf)) or None
+            return
+        if tag in _SKIP_TAGS:
+            self._skip = max(0, self._skip - 1)
+            return
+        if tag in _HEADING_TAGS:
+            self._flush()
+            self._heading = 0
+        elif tag in _BLOCK_TAGS:
+            self._flush()
+            if tag == "pre":
+                self._pre = max(0, self._pre - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self._title_buf.append(data)
+        elif not self._skip:
+            self._buf.append(data.replace(_BR, ""))
+
+    def _flush(self) -> None:
+        raw = "".join(self._buf)
+        self._buf = []
+        if self._pre:
+            text = raw.replace(_BR, "\n").strip("\n")
+        elif self._heading:
+            text = normalise_whitespace(raw.replace(_BR, " "))
+        else:
+            # Collapse HTML white space, but keep <br> line breaks.
+            text = "\n".join(normalise_whitespace(part) for part in raw.split(_BR) if part.strip())
+        if text.strip():
+            self.blocks.append((text, self._heading))
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+
+def _html_to_text(src: str) -> _Extracted:
+    parser = _HTMLText()
+    parser.feed(src)
+    parser.close()
+    return _blocks_to_extracted(parser.blocks, _clean_html_title(parser.title), parser.author)
+
+
+def _clean_html_title(title: str | None) -> str | None:
+    if not title:
+        return None
+    m = re.search(r"Project Gutenberg(?:'s)? e-?(?:Book|text) of (.+?)(?:, by .+)?$", title, re.I)
+    return m.group(1).strip() if m else title
+
+
+def _blocks_to_extracted(blocks: list[tuple[str, int]], title: str | None, author: str | None) -> _Extracted:
+    parts: list[str] = []
+    headings: list[tuple[int, int, int]] = []
+    pos = 0
+    for text, level in blocks:
+        if parts:
+            pos += 2  # the "\n\n" joining blocks
+        if level:
+            headings.append((pos, pos + len(text), level))
+        parts.append(text)
+        pos += len(text)
+    return _Extracted("\n\n".join(parts), title, author, headings)
+
+
+# --------------------------------------------------------------------------------------------------------
+# EPUB
+# --------------------------------------------------------------------------------------------------------
+
+_NS = {
+    "c": "urn:oasis:names:tc:opendocument:xmlns:container",
+    "opf": "http://www.idpf.org/2007/opf",
+    "dc": "http://purl.org/dc/elements/1.1/",
+}
+_XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/xml", "text/x-oeb1-document")
+
+
+def _broken_epub(name: str, why: str) -> VignetteError:
+    return VignetteError(
+        f"Cannot read {name!r}: it is not a readable EPUB ({why}).",
+        hint="The file may be damaged or incomplete; try downloading it again, or use a plain-text copy.",
+    )
+
+
+def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
+    """Spine order, per the EPUB Open Container Format (OCF) and Open Packaging Format (OPF)."""
+    import io
+
+    # 1. Open the container and find the package document.
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise _broken_epub(name, "it is not a zip archive") from None
+    with zf:
+        names = set(zf.namelist())
+        if "META-INF/encryption.xml" in names and _has_drm(zf):
+            raise VignetteError(
+                f"Cannot read {name!r}: the EPUB is protected by DRM (its text is encrypted).",
+                hint="Use a DRM-free copy of the book.",
+            )
+        opf_path = None
+        if "META-INF/container.xml" in names:
+            try:
+                root = ElementTree.fromstring(zf.read("META-INF/container.xml"))
+                rootfile = root.find(".//c:rootfile", _NS)
+                opf_path = rootfile.get("full-path") if rootfile is not None else None
+            except (ElementTree.ParseError, zipfile.BadZipFile, KeyError, OSError) as exc:
+                raise _broken_epub(name, f"META-INF/container.xml is damaged: {exc}") from None
+        if opf_path is None:
+            opfs = sorted(n for n in names if n.lower().endswith(".opf"))
+            if not opfs:
+                raise _broken_epub(name, "it has no META-INF/container.xml and no package (.opf) file")
+            opf_path = opfs[0]
+        if opf_path not in names:
+            raise _broken_epub(name, f"the package file {opf_path!r} it names is missing")
+
+        # 2. Read metadata, manifest and spine from the package.
+        try:
+            opf = ElementTree.fromstring(zf.read(opf_path))
+        except (ElementTree.ParseError, zipfile.BadZipFile, OSError) as exc:
+            raise _broken_epub(name, f"its package file is damaged: {exc}") from None
+        title_el = opf.find(".//dc:title", _NS)
+        creator_el = opf.find(".//dc:creator", _NS)
+        title = normalise_whitespace(title_el.text or "") if title_el is not None and title_el.text else None
+        author = (
+            normalise_whitespace(creator_el.text or "")
+            if creator_el is not None and creator_el.text
+            else None
+        )
+        base = posixpath.dirname(opf_path)
+        manifest = {}
+        for item in opf.findall(".//opf:manifest/opf:item", _NS):
+            href = item.get("href")
+            if item.get("id") and href:
+                manifest[item.get("id")] = (
+                    posixpath.normpath(posixpath.join(base, unquote(href))),
+                    item.get("media-type", ""),
+                )
+        spine = [
+            ref.get("idref")
+            for ref in opf.findall(".//opf:spine/opf:itemref", _NS)
+            if ref.get("linear", "yes") != "no"
+        ]
+        docs = [manifest[i] for i in spine if i in manifest]
+        docs = [
+            path
+            for path, media in docs
+            if media in _XHTML_TYPES or path.lower().endswith((".xhtml", ".html", ".htm"))
+        ]
+        if not docs:
+            raise _broken_epub(name, "its reading order (spine) lists no text documents")
+        total = sum(zf.getinfo(p).file_size for p in docs if p in names)
+        if max_bytes is not None and total > 20 * max_bytes:
+            raise VignetteError(f"{name!r} is too large: its text unpacks to {_mb(total)}.")
+
+        # 3. Read each document in spine order as HTML; documents are separated like blocks.
+        blocks: list[tuple[str, int]] = []
+        for path in docs:
+            if path not in names:
+                raise _broken_epub(name, f"the chapter file {path!r} listed in its spine is missing")
+            try:
+                raw = zf.read(path)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:  # CRC errors, truncation
+                raise _broken_epub(name, f"{path!r} is damaged: {exc}") from None
+            parser = _HTMLText()
+            parser.feed(_normalise_newlines(decode_text(raw, declared=_declared_charset(raw))))
+            parser.close()
+            blocks.extend(parser.blocks)
+    return _blocks_to_extracted(blocks, title, author)
+
+
+def _has_drm(zf: zipfile.ZipFile) -> bool:
+    # Font obfuscation also uses encryption.xml; only encrypted documents mean DRM.
+    try:
+        enc = zf.read("META-INF/encryption.xml").decode("utf-8", "replace")
+    except (KeyError, zipfile.BadZipFile, OSError):
+        return False
+    return bool(re.search(r'URI="[^"]+\.(x?html?|xml)"', enc))
