@@ -32,6 +32,7 @@ class Settings:
     passage_tokens: int = 200  # word pieces per passage; under MiniLM's 256 window so nothing is truncated
     passage_overlap_sentences: int = 1  # sentences repeated between neighbouring passages, so no fact is cut in two
     encode_batch_size: int = 32  # batch 64 measured no faster on 2 CPU cores
+    ingest_batch_size: int = 256  # passages encoded and added to Chroma per step; a killed ingest resumes after the last step
 
     # --- retrieval -----------------------------------------------------------------------------------
     top_k: int = 5  # passages handed to the reader
@@ -44,6 +45,8 @@ class Settings:
     max_answer_tokens: int = 30  # longest span the reader may return
     abstain_threshold: float = 0.0  # answer only when best span score beats no-answer by this margin
     max_question_chars: int = 1000  # longer questions are refused with a clear message
+    sentence_min_similarity: float = 0.35  # sentence fallback abstains below this cosine similarity (MiniLM)
+    reader_int8: bool = False  # dynamic int8 quantisation of the QA reader's linear layers: faster on CPU, near-equal answers
 
     # --- conversation --------------------------------------------------------------------------------
     chat_model: str | None = None  # e.g. "ollama:llama3.1" or a local transformers path; None: offline resolver
@@ -53,6 +56,7 @@ class Settings:
     image_preset: str = "fast"  # "fast" (CPU-friendly) or "quality" (more steps, CLIP guidance)
     device: str = "auto"  # "auto" picks CUDA, then MPS, then CPU
     dtype: str = "auto"  # "auto": fp16 on CUDA/MPS, fp32 on CPU
+    clip_model: str = "ViT-B-32:laion2b_s34b_b79k"  # open_clip MODEL:TAG or MODEL:/path/to/weights for CLIP guidance; "none" turns it off
 
     # --- network -------------------------------------------------------------------------------------
     allow_downloads: bool = False  # offline by default; set true to let models download from the Hub

@@ -1,0 +1,115 @@
+"""`python -m bot ingest PATH`, `python -m bot books`, `python -m bot remove ID`: the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vignette.settings import Settings
+
+
+def add_parser(subparsers) -> None:
+    ingest = subparsers.add_parser(
+        "ingest",
+        help="add a novel to the library (plain text, EPUB, Markdown or HTML)",
+        description="Load a novel, split it into chapters and passages, and index it for questions. "
+        "Re-ingesting the same book adds nothing; an interrupted ingest resumes where it stopped.",
+    )
+    ingest.add_argument("path", help="the book's file (.txt, .epub, .md, .html)")
+    ingest.add_argument("--book-id", help="the id to store it under (default: derived from the title)")
+    ingest.add_argument("--json", action="store_true", help="print the result as JSON: "
+                        '{"book_id", "title", "author", "chapters", "passages", "added"}')
+    ingest.set_defaults(func=run)
+
+    books = subparsers.add_parser("books", help="list the books in the library",
+                                  description="List the stored books: id, title, author, chapters, passages.")
+    books.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    books.set_defaults(func=run)
+
+    remove = subparsers.add_parser("remove", help="delete a book from the library",
+                                   description="Delete a stored book, its passages and its indexes.")
+    remove.add_argument("book_id", metavar="ID", help="the book's id (see `python -m bot books`)")
+    remove.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    commands = {"ingest": run_ingest, "books": run_books, "remove": run_remove}
+    return commands[args.command](args, settings)
+
+
+def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.store import BookStore
+
+    store = BookStore(settings)
+    with _ProgressBar() as bar:
+        report = store.ingest(args.path, book_id=args.book_id, progress=bar.update)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    elif report.added:
+        print(f"Added {report.title!r}{_by(report.author)} as {report.book_id}: {report.chapters} chapters, "
+              f"{report.passages} passages ({report.added} newly indexed).")
+    else:
+        print(f"{report.title!r}{_by(report.author)} is already in the library as {report.book_id} "
+              f"({report.chapters} chapters, {report.passages} passages); nothing to add.")
+    return 0
+
+
+def run_books(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.store import BookStore
+
+    store = BookStore(settings)
+    books = store.books()
+    if args.json:
+        print(json.dumps([b.to_dict() for b in books], ensure_ascii=False))
+    elif not books:
+        print("The library is empty. Add a book with `python -m bot ingest PATH`.")
+    else:
+        rows = [("ID", "TITLE", "AUTHOR", "CHAPTERS", "PASSAGES")]
+        rows += [(b.book_id, b.title, b.author or "-", str(b.chapters), str(b.passages)) for b in books]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for row in rows:
+            cells = [row[i].ljust(widths[i]) if i < 3 else row[i].rjust(widths[i]) for i in range(5)]
+            print("  ".join(cells).rstrip())
+    for book_id in store.incomplete():
+        print(f"note: the ingest of {book_id!r} was interrupted; run `python -m bot ingest` on it again to "
+              f"finish, or `python -m bot remove {book_id}`.", file=sys.stderr)
+    return 0
+
+
+def run_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.store import BookStore
+
+    BookStore(settings).remove(args.book_id)
+    print(f"Removed {args.book_id}.")
+    return 0
+
+
+def _by(author: str | None) -> str:
+    return f" by {author}" if author else ""
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr fed by the store's progress(done, total, stage) callback."""
+
+    def __init__(self):
+        self._bar = None
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        from tqdm import tqdm
+
+        if stage != "embedding":
+            if self._bar is not None:
+                self._bar.set_description(stage)
+            return
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc="embedding", unit="passage", file=sys.stderr, dynamic_ncols=True)
+        self._bar.n = done
+        self._bar.refresh()
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
