@@ -1,0 +1,870 @@
+"""Vignette in the browser: the Gradio UI and the entry point of ``make run`` and the Hugging Face Space.
+
+``build_demo(companion)`` declares the UI and wires its events; the work is done by the
+:class:`~bot.companion.Companion` it is given (built once by :func:`main`). The page:
+
+* a chat (``gr.Chatbot``, messages format) whose answers stream in, each with its quote and chapter, with
+  pictures inline;
+* "Illustrate" draws the last answer: the scene prompt and the character sheet are shown and editable,
+  "Regenerate" draws again from the edited text; sampling streams previews and "Stop" cancels it;
+* drawing settings (preset, sampler, steps, seed or random, CLIP guidance, size), a "read up to chapter"
+  slider (the spoiler limit), a book picker and an upload box (.txt, .epub, .md, .html) with progress;
+* a gallery of this session's pictures of the current book, each captioned with the passage it shows;
+* a status line: which models answer, and which fallbacks stand in.
+
+Sessions: each browser keeps a random session id in its localStorage (``gr.BrowserState``, encrypted with
+a key kept in the data dir, so a restarted app still reads it). The Companion's checkpointer keeps each
+conversation under (session, book), so a reload or a restart carries on where it was. Pictures reach a
+browser only as event outputs (Gradio copies them into its cache under a content hash); the data dir is
+never put in ``allowed_paths``, so no session can fetch another's files.
+
+Drawing, from the Illustrate button, the API or a chat turn such as "draw it", runs one at a time: the
+events share the ``"gpu"`` queue slot, and the app's drawing lock also covers chat turns that draw, while
+ordinary chat turns keep their own slots and stay responsive.
+
+API (``gradio_client``; see docs/app-section.md): ``/ask`` (message, book_id="sample", session=None) ->
+(reply, details) and ``/illustrate`` (scene="", book_id="sample", session=None, seed=None, preset=None,
+size=None) -> (image, prompt). API sessions live in their own namespace (``api-<name>``), apart from
+the browsers'.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from vignette import offline
+
+offline.prepare()  # GRADIO_ANALYTICS_ENABLED=False and the other quiet variables, before gradio loads
+
+import gradio as gr  # noqa: E402
+
+from vignette.documents import Answer, Evidence  # noqa: E402
+from vignette.errors import VignetteError  # noqa: E402
+from vignette.settings import Settings  # noqa: E402
+
+log = logging.getLogger("vignette.app")
+
+SAMPLE_BOOK = "sample"
+UPLOAD_TYPES = [".txt", ".epub", ".md", ".html", ".htm"]
+SESSION_STORAGE_KEY = "vignette-session"  # the browser's localStorage key
+_WEB_SESSION = re.compile(r"^web-[0-9a-f]{32}$")
+_API_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")  # "api-" + 60 = the Companion's 64
+SIZES = ["256x256", "384x384", "512x512", "512x768", "768x512", "640x384", "768x768"]
+PREVIEW_EVERY = 2  # a preview every other sampling step
+DRAW_INTENTS = ("illustrate", "both")
+CSS = """
+#vignette-status {font-size: 0.85em; opacity: 0.85}
+#vignette-chat img {max-width: 360px}
+"""
+
+
+# --- sessions ------------------------------------------------------------------------------------------
+
+
+def new_web_session() -> str:
+    return f"web-{uuid.uuid4().hex}"
+
+
+def web_session(value: Any) -> str:
+    """The browser's session id; a missing or malformed one (say, edited localStorage) gets a fresh id."""
+    return value if isinstance(value, str) and _WEB_SESSION.match(value) else new_web_session()
+
+
+def api_session(name: str | None) -> str:
+    """An API caller's session: its own name in the "api-" namespace, or a one-off id when none is given."""
+    if name is None or not str(name).strip():
+        return f"api-{uuid.uuid4().hex}"
+    name = str(name).strip()
+    if not _API_NAME.match(name):
+        raise gr.Error(f"The session name {name[:80]!r} cannot be used: use 1-60 letters, digits, '.', '_' "
+                       "or '-', starting with a letter or digit.")
+    return f"api-{name}"
+
+
+def browser_secret(settings: Settings) -> str:
+    """The key the browser's session id is encrypted with; kept in the data dir so that a restarted app
+    reads the ids its browsers already hold."""
+    path = Path(settings.data_dir) / "app-secret"
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        if len(text) >= 16:
+            return text
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = secrets.token_urlsafe(24)
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o600)
+    return text
+
+
+# --- words on the page --------------------------------------------------------------------------------
+
+
+def chapter_label(evidence: dict[str, Any]) -> str:
+    from bot.agent import chapter_label as label
+
+    return label(evidence) if evidence.get("chapter") is not None else ""
+
+
+def short_quote(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "\u2026"
+
+
+def caption(evidence: dict[str, Any] | None, prompt: str = "") -> str:
+    """A gallery caption: the chapter and the passage the picture shows."""
+    evidence = evidence or {}
+    quote = short_quote(evidence.get("quote", ""))
+    label = chapter_label(evidence)
+    if quote:
+        return f"{label}: \u201c{quote}\u201d" if label else f"\u201c{quote}\u201d"
+    return short_quote(prompt)
+
+
+def reply_text(reply: str, image: str | None) -> str:
+    """The reply as the chat shows it: the picture appears inline, so its server path is left out."""
+    if image:
+        reply = reply.replace(f" Picture: {image}", "").replace(f"Picture: {image}", "")
+    return reply
+
+
+def status_line(status: dict[str, Any]) -> str:
+    """companion.status() as one line: what answers, what rewrites follow-ups, what draws, and which
+    fallbacks stand in for missing models."""
+    answers = status.get("answers") or {}
+    if "reader" in answers:
+        text = f"reader {answers['reader']}"
+        if answers.get("reader_fallback"):
+            wanted = answers.get("configured_reader")
+            text += (f" (fallback: the question-answering model {wanted} is not available here)" if wanted
+                     else " (fallback: no question-answering model is configured)")
+        text += f"; retrieval {answers.get('retriever', '')} over {answers.get('encoder', '')}"
+        text += f", re-ranked by {answers['reranker']}" if answers.get("reranker") else ""
+    else:
+        pairs = answers.items() if isinstance(answers, dict) else [("answers", answers)]
+        text = "; ".join(f"{k}: {v}" for k, v in pairs)
+    images = status.get("images") or {}
+    pictures = str(images.get("message", ""))
+    if not images.get("available", True) and images.get("hint"):
+        pictures += f" {images['hint']}"
+    items = [("Answers", text), ("Follow-ups", str(status.get("followups") or "")), ("Pictures", pictures)]
+    return " \u00b7 ".join(f"**{name}:** {words}" for name, words in items if words)
+
+
+def sheet_text(sheets, prompt_text: str) -> str:
+    """The character sheets of the people in the scene, one "Name: description" per line (editable)."""
+    if sheets is None:
+        return ""
+    return "\n".join(f"{s.name}: {s.description}" for s in sheets.mentioned_in(prompt_text))
+
+
+def parse_sheet_text(text: str) -> dict[str, str]:
+    """"Name: description" lines -> {name: description}; other lines are ignored."""
+    found = {}
+    for line in (text or "").splitlines():
+        name, sep, description = line.partition(":")
+        if sep and name.strip() and description.strip():
+            found[name.strip()] = " ".join(description.split())
+    return found
+
+
+def parse_seed(seed: Any, random_seed: bool) -> int | None:
+    if random_seed or seed is None or str(seed).strip() == "":
+        return None
+    try:
+        return int(float(seed))
+    except (TypeError, ValueError):
+        raise gr.Error(f"The seed {seed!r} is not a whole number; tick \u201crandom\u201d or type e.g. 42."
+                       ) from None
+
+
+# --- a picture's record on disk --------------------------------------------------------------------------
+
+
+@dataclass
+class Picture:
+    """A picture of this conversation: the PNG, what it was drawn from, and when."""
+
+    path: str
+    prompt: str
+    evidence: dict[str, Any] | None
+    time: float
+    seed: int | None = None
+    notice: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the handlers ------------------------------------------------------------------------------------------
+
+
+class VignetteApp:
+    """The event handlers over one Companion. Holds no conversation itself: that is the Companion's."""
+
+    def __init__(self, companion):
+        self.c = companion
+        self.settings = companion.settings
+        self._cancels: dict[str, threading.Event] = {}
+        self._guard = threading.Lock()
+        self._drawing = threading.Lock()  # one picture at a time, whichever event asked for it
+        self._staging: Path | None = None
+
+    # ---- books and sessions ---------------------------------------------------------------------------
+    def book_choices(self) -> list[tuple[str, str]]:
+        books = sorted(self.c.store.books(), key=lambda b: (b.book_id != SAMPLE_BOOK, b.title.lower()))
+        return [(f"{b.title} \u2014 {b.author}" if b.author else b.title, b.book_id) for b in books]
+
+    def known_book(self, book_id: Any) -> str:
+        ids = [v for _, v in self.book_choices()]
+        if isinstance(book_id, str) and book_id in ids:
+            return book_id
+        return SAMPLE_BOOK if SAMPLE_BOOK in ids else (ids[0] if ids else SAMPLE_BOOK)
+
+    def chapters(self, book_id: str) -> int:
+        return max(1, len(self.c.book(book_id).chapters))
+
+    def limit_slider(self, session: str, book_id: str) -> dict:
+        n = self.chapters(book_id)
+        limit = self.c.spoiler_limit(session, book_id)
+        return gr.update(minimum=1, maximum=n, step=1, value=limit or n,
+                         label=f"I've read up to chapter (of {n}; the last one means the whole book)")
+
+    def session_folder(self, session: str, book_id: str) -> Path:
+        """Where this session's pictures of the book are kept (the Companion puts chat pictures there too)."""
+        return Path(self.settings.images_dir) / book_id / session
+
+    # ---- what the browser shows ------------------------------------------------------------------------
+    def pictures(self, session: str, book_id: str) -> list[Picture]:
+        """This session's pictures of the book: those drawn in chat turns and by the Illustrate button."""
+        found: dict[str, Picture] = {}
+        for record in self.c.history(session, book_id):
+            image = record.get("image")
+            if image and Path(image).is_file():
+                data = _sidecar(Path(image))  # the picture's own record names the passage it shows
+                evidence = data.get("evidence") or (record.get("evidence") or [None])[0]
+                found[str(Path(image).resolve())] = Picture(
+                    image, record.get("scene_prompt") or data.get("prompt", ""), evidence,
+                    float(record.get("time") or 0), data.get("seed"), data.get("notice"))
+        folder = self.session_folder(session, book_id)
+        for png in sorted(folder.glob("*.png")) if folder.is_dir() else []:
+            key = str(png.resolve())
+            if key not in found:  # drawn by the Illustrate button or the API, not by a chat turn
+                data = _sidecar(png)
+                found[key] = Picture(str(png), data.get("prompt", ""), data.get("evidence"),
+                                     png.stat().st_mtime, data.get("seed"), data.get("notice"),
+                                     {"button": True})
+        return sorted(found.values(), key=lambda p: p.time)
+
+    def gallery(self, session: str, book_id: str) -> list[tuple[str, str]]:
+        pictures = self.pictures(session, book_id)
+        return [(self.servable(p.path), caption(p.evidence, p.prompt)) for p in pictures]
+
+    def chat_history(self, session: str, book_id: str) -> list[dict]:
+        """The conversation as chat messages, its pictures (from chat turns and the button) in time order."""
+        items: list[tuple[float, list[dict]]] = []
+        for record in self.c.history(session, book_id):
+            image = record.get("image")
+            messages = [{"role": "user", "content": record.get("user") or ""},
+                        {"role": "assistant", "content": reply_text(record.get("reply") or "", image)}]
+            if image and Path(image).is_file():
+                messages.append({"role": "assistant", "content": {"path": self.servable(image)}})
+            items.append((float(record.get("time") or 0), messages))
+        for picture in self.pictures(session, book_id):
+            if picture.extra.get("button"):
+                items.append((picture.time, self.picture_messages(picture)))
+        items.sort(key=lambda item: item[0])
+        return [m for _, messages in items for m in messages]
+
+    def picture_messages(self, picture: Picture) -> list[dict]:
+        text = f"Illustration of {caption(picture.evidence, picture.prompt)}"
+        if picture.notice:
+            text += f"\n\nNote: {picture.notice}"
+        return [{"role": "assistant", "content": text},
+                {"role": "assistant", "content": {"path": self.servable(picture.path)}}]
+
+    def servable(self, path: str) -> str:
+        """A path Gradio may copy into its cache. Pictures under the working or temp dir go as they are;
+        others (a data dir on a Space's /data volume) are staged through a private temp folder, so the data
+        dir never has to be opened with ``allowed_paths``."""
+        resolved = Path(path).resolve()
+        roots = [Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve()]
+        if any(resolved.is_relative_to(root) for root in roots):
+            return str(resolved)
+        with self._guard:
+            if self._staging is None:
+                self._staging = Path(tempfile.mkdtemp(prefix="vignette-app-"))
+        target = self._staging / uuid.uuid4().hex / resolved.name
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(resolved, target)
+        return str(target)
+
+    def status(self) -> str:
+        try:
+            return status_line(self.c.status())
+        except Exception as err:  # noqa: BLE001 - the status line must never break the page
+            return f"Status unavailable: {err}"
+
+    # ---- page load, book change, upload -----------------------------------------------------------------
+    def load(self, stored: Any):
+        stored = stored if isinstance(stored, dict) else {}
+        session = web_session(stored.get("session"))
+        book_id = self.known_book(stored.get("book"))
+        return self._show_book(session, book_id) + (self.status(),)
+
+    def change_book(self, book_id: str, stored: Any):
+        session = web_session((stored or {}).get("session"))
+        return self._show_book(session, self.known_book(book_id))
+
+    def _show_book(self, session: str, book_id: str):
+        """(stored state, book picker, chat, limit slider, gallery, prompt, sheet, scene state)."""
+        return ({"session": session, "book": book_id},
+                gr.update(choices=self.book_choices(), value=book_id),
+                self.chat_history(session, book_id),
+                self.limit_slider(session, book_id),
+                self.gallery(session, book_id),
+                "", "", None)
+
+    def upload(self, file: str | None, stored: Any, progress=gr.Progress()):
+        """Ingest an uploaded book; a bad or too large file is refused with a message, and nothing stored is
+        touched (the store writes a new book aside and renames it into place only when it is complete)."""
+        if not file:
+            raise gr.Error("No file arrived. Choose a .txt, .epub, .md or .html file.")
+        path = Path(file)
+        if path.suffix.lower() not in UPLOAD_TYPES:
+            raise gr.Error(f"\u201c{path.name}\u201d is not a book file Vignette can read: upload a .txt, "
+                           ".epub, .md or .html file.")
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > self.settings.max_file_mb:
+            raise gr.Error(f"\u201c{path.name}\u201d is {size_mb:.1f} MB; the limit is "
+                           f"{self.settings.max_file_mb:g} MB (a long novel is about 1\u20132 MB of text).")
+        progress(0, desc=f"Reading {path.name}")
+
+        def report(done: int, total: int, stage: str) -> None:
+            progress((done, total) if total else None, desc=stage, unit="passages")
+
+        try:
+            result = self.c.store.ingest(path, progress=report)
+        except VignetteError as err:
+            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        session = web_session((stored or {}).get("session"))
+        if result.added:
+            gr.Info(f"\u201c{result.title}\u201d is ready: {result.chapters} chapters, "
+                    f"{result.passages} passages.")
+        else:
+            gr.Info(f"\u201c{result.title}\u201d was already in the library; nothing changed.")
+        return self._show_book(session, result.book_id) + (None,)
+
+    # ---- chat ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def take_message(text: str, history: list[dict]):
+        """Show the reader's message at once and clear the box; the reply streams in the next step."""
+        text = text or ""
+        history = list(history or [])
+        if text.strip():
+            history.append({"role": "user", "content": text})
+        return "", history, text
+
+    def respond(self, text: str, history: list[dict], stored: Any, upto: float | None):
+        """Stream the Companion's reply into the chat; a drawn picture is added inline."""
+        stored = stored or {}
+        session = web_session(stored.get("session"))
+        book_id = self.known_book(stored.get("book"))
+        history = list(history or [])
+        if not (text or "").strip():
+            yield history, gr.update(), gr.update()
+            return
+        history.append({"role": "assistant", "content": "\u2026"})
+        yield history, gr.update(), gr.update()
+        turn = None
+        try:
+            for item in self._stream(session, book_id, text, upto):
+                if isinstance(item, str):
+                    history[-1] = {"role": "assistant", "content": item}
+                    yield history, gr.update(), gr.update()
+                else:
+                    turn = item
+        except VignetteError as err:
+            message = err.message + (f"\n\n{err.hint}" if err.hint else "")
+            history[-1] = {"role": "assistant", "content": message}
+            yield history, gr.update(), gr.update()
+            return
+        except Exception as err:  # noqa: BLE001 - said in the chat rather than leaving it hanging
+            log.exception("reply failed")
+            history[-1] = {"role": "assistant", "content": f"Sorry, something went wrong while answering "
+                                                           f"({type(err).__name__}: {err})."}
+            yield history, gr.update(), gr.update()
+            return
+        if turn is None:
+            return
+        history[-1] = {"role": "assistant", "content": reply_text(turn.reply, turn.image)}
+        gallery = gr.update()
+        if turn.image and Path(turn.image).is_file():
+            history.append({"role": "assistant", "content": {"path": self.servable(turn.image)}})
+            gallery = self.gallery(session, book_id)
+        n = self.chapters(book_id)
+        yield history, gr.update(value=turn.upto_chapter or n), gallery
+
+    def _stream(self, session: str, book_id: str, text: str, upto: float | None) -> Iterator[Any]:
+        """companion.stream, holding the drawing lock when the turn asks for a picture."""
+        from bot.intents import classify
+
+        limit = int(upto) if upto else None
+        if classify(" ".join(text.split())).kind in DRAW_INTENTS:
+            with self._drawing:
+                yield from self.c.stream(session, book_id, text, upto_chapter=limit)
+        else:
+            yield from self.c.stream(session, book_id, text, upto_chapter=limit)
+
+    # ---- pictures -----------------------------------------------------------------------------------------
+    def last_answer(self, session: str, book_id: str) -> Answer | None:
+        """The conversation's last answer that has a passage to draw."""
+        for record in reversed(self.c.history(session, book_id)):
+            if record.get("answer") and not record.get("abstained") and record.get("evidence"):
+                evidence = [Evidence(**{k: e[k] for k in Evidence.__dataclass_fields__ if k in e})
+                            for e in record["evidence"]]
+                return Answer(question=record.get("question") or "", answer=record["answer"], abstained=False,
+                              evidence=evidence, reader="")
+        return None
+
+    def options(self, preset, sampler, steps, seed, random_seed, clip_scale, size):
+        try:
+            return self.c.illustrator.options(
+                preset or None, sampler=sampler or None, steps=int(steps) if steps else None,
+                seed=parse_seed(seed, random_seed),
+                clip_scale=float(clip_scale) if clip_scale is not None else None,
+                size=size or None, preview_every=PREVIEW_EVERY)
+        except VignetteError as err:
+            raise gr.Error(err.message) from None
+
+    def illustrate_last(self, stored, upto, preset, sampler, steps, seed, random_seed, clip_scale, size,
+                        history, progress=gr.Progress()):
+        """Illustrate button: a scene prompt from the last answer, then draw it (streaming previews)."""
+        stored = stored or {}
+        session = web_session(stored.get("session"))
+        book_id = self.known_book(stored.get("book"))
+        options = self.options(preset, sampler, steps, seed, random_seed, clip_scale, size)
+        answer = self.last_answer(session, book_id)
+        if answer is None:
+            raise gr.Error("There is nothing to draw yet: ask about the book first, then press Illustrate.")
+        try:
+            prompt = self.c.illustrator.scene_prompt(answer, book_id)
+        except VignetteError as err:
+            raise gr.Error(err.message) from None
+        sheets = self._sheets(book_id)
+        sheet = sheet_text(sheets, prompt.text)
+        yield from self._draw(session, book_id, prompt, options, history, sheet, progress)
+
+    def regenerate(self, prompt_text, sheet, scene, stored, preset, sampler, steps, seed, random_seed,
+                   clip_scale, size, history, progress=gr.Progress()):
+        """Regenerate: save the edited character descriptions, then draw the (edited) prompt again."""
+        stored = stored or {}
+        session = web_session(stored.get("session"))
+        book_id = self.known_book(stored.get("book"))
+        options = self.options(preset, sampler, steps, seed, random_seed, clip_scale, size)
+        if scene is None:
+            raise gr.Error("Press Illustrate first: Regenerate draws the scene prompt again, after your "
+                           "edits.")
+        edits = parse_sheet_text(sheet)
+        changed = self._save_sheet_edits(book_id, edits)
+        if changed and (prompt_text or "").strip() == scene.text:
+            # the prompt was not touched: write it again so it carries the new descriptions
+            answer = self.last_answer(session, book_id)
+            if answer is not None:
+                scene = self.c.illustrator.scene_prompt(answer, book_id)
+                prompt_text = scene.text
+        try:
+            prompt = scene.edited(prompt_text or "")
+        except VignetteError as err:
+            raise gr.Error(err.message) from None
+        yield from self._draw(session, book_id, prompt, options, history,
+                              sheet_text(self._sheets(book_id), prompt.text) or sheet, progress)
+
+    def _sheets(self, book_id: str):
+        try:
+            return self.c.illustrator.character_sheets(book_id)
+        except VignetteError:
+            return None
+
+    def _save_sheet_edits(self, book_id: str, edits: dict[str, str]) -> list[str]:
+        sheets = self._sheets(book_id)
+        changed = []
+        for name, description in edits.items():
+            current = sheets.get(name) if sheets is not None else None
+            if current is None or current.description != description:
+                try:
+                    self.c.illustrator.edit_character(book_id, name, description)
+                except VignetteError as err:
+                    raise gr.Error(err.message) from None
+                changed.append(name)
+        return changed
+
+    def _draw(self, session, book_id, prompt, options, history, sheet, progress):
+        """Draw ``prompt`` in a worker thread; yield (preview, prompt, sheet, scene, chat, gallery, seed)."""
+        history = list(history or [])
+        keep = gr.update()
+        cancel = threading.Event()
+        with self._guard:
+            self._cancels[session] = cancel
+        progress(0, desc="Waiting for the drawing slot")
+        yield None, prompt.text, sheet, prompt, history, keep, keep
+        try:
+            yield from self._stream_draw(session, book_id, prompt, options, history, sheet, cancel, progress)
+        finally:
+            with self._guard:
+                if self._cancels.get(session) is cancel:
+                    del self._cancels[session]
+
+    def _stream_draw(self, session, book_id, prompt, options, history, sheet, cancel, progress):
+        from illustration.sampler import Cancelled
+
+        keep = gr.update()
+        for kind, value in self._run_draw(session, book_id, prompt, options, cancel):
+            if kind == "step":
+                progress((value["step"], value["steps"]), desc="Drawing", unit="steps")
+                if value.get("preview") is not None:
+                    yield value["preview"], keep, keep, keep, keep, keep, keep
+            elif kind == "error":
+                message = value.message if isinstance(value, VignetteError) else f"Drawing failed: {value}"
+                if isinstance(value, Cancelled):
+                    gr.Info(message)
+                    return
+                raise gr.Error(message)
+            else:
+                picture = value
+                record = Picture(picture.path, picture.prompt, picture.evidence, time.time(), picture.seed,
+                                 picture.notice)
+                history += self.picture_messages(record)
+                yield (self.servable(picture.path), picture.prompt, sheet, prompt, history,
+                       self.gallery(session, book_id), picture.seed)
+
+    def _run_draw(self, session, book_id, prompt, options, cancel) -> Iterator[tuple[str, Any]]:
+        events: queue.Queue = queue.Queue()
+        folder = self.session_folder(session, book_id)
+
+        def work() -> None:
+            try:
+                with self._drawing:
+                    if cancel.is_set():
+                        from illustration.sampler import Cancelled
+
+                        raise Cancelled(0, options.steps)
+                    out = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.png"
+                    result = self.c.illustrator.draw(prompt, options, cancel=cancel, out=out, book_id=book_id,
+                                                     callback=lambda info: events.put(("step", info)))
+                events.put(("done", result))
+            except BaseException as err:  # noqa: BLE001 - handed to the event, which reports it
+                events.put(("error", err))
+
+        threading.Thread(target=work, name=f"draw-{session}", daemon=True).start()
+        try:
+            while True:
+                kind, value = events.get()
+                yield kind, value
+                if kind != "step":
+                    return
+        finally:
+            cancel.set()  # a closed event (Stop, a closed tab) stops the sampler within a step
+
+    def forget(self, stored: Any):
+        """The chat's clear button: forget this conversation and its pictures (memory and files)."""
+        stored = stored or {}
+        session = web_session(stored.get("session"))
+        book_id = self.known_book(stored.get("book"))
+        self.c.reset(session, book_id)
+        shutil.rmtree(self.session_folder(session, book_id), ignore_errors=True)
+        return [], None, "", "", None
+
+    def stop(self, stored: Any) -> None:
+        session = web_session((stored or {}).get("session"))
+        with self._guard:
+            cancel = self._cancels.get(session)
+        if cancel is not None:
+            cancel.set()
+
+    # ---- the API ------------------------------------------------------------------------------------------
+    def ask_api(self, message: str, book_id: str = SAMPLE_BOOK, session: str | None = None):
+        """Ask a question about a book; returns the reply (answer, quote, chapter) and its details as JSON.
+
+        ``session`` names a conversation (follow-ups use its memory); leave it empty for a one-off question.
+        """
+        session_id = api_session(session)
+        try:
+            turn = None
+            for item in self._stream(session_id, book_id or SAMPLE_BOOK, message or "", None):
+                turn = item
+        except VignetteError as err:
+            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        details = turn.to_dict()
+        details["image"] = bool(turn.image)  # a server path means nothing to a client: /illustrate sends it
+        details["session"] = session_id
+        return reply_text(turn.reply, turn.image), details
+
+    def illustrate_api(self, scene: str = "", book_id: str = SAMPLE_BOOK, session: str | None = None,
+                       seed: float | None = None, preset: str | None = None, size: str | None = None):
+        """Draw a scene; returns the PNG and the scene prompt it was drawn from.
+
+        ``scene`` is a question ("Where did Wren hide the letter?"), a described scene ("the lighthouse in the
+        storm"), or empty for the session's last answer. ``seed`` (random when empty), ``preset`` ("fast",
+        "quality") and ``size`` ("WxH") are optional.
+        """
+        session_id = api_session(session)
+        book_id = book_id or SAMPLE_BOOK
+        try:
+            options = self.c.illustrator.options(preset or None, seed=None if seed is None else int(seed),
+                                                 size=size or None)
+            if (scene or "").strip():
+                limit = self.c.spoiler_limit(session_id, book_id)
+                prompt, _ = self.c.illustrator.scene_for(book_id, scene, limit)
+            else:
+                answer = self.last_answer(session_id, book_id)
+                if answer is None:
+                    raise VignetteError("There is nothing to draw yet in this session: pass a scene or a "
+                                        "question, or ask /ask first with the same session.")
+                prompt = self.c.illustrator.scene_prompt(answer, book_id)
+        except VignetteError as err:
+            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        cancel = threading.Event()
+        for kind, value in self._run_draw(session_id, book_id, prompt, options, cancel):
+            if kind == "error":
+                message = value.message if isinstance(value, VignetteError) else f"Drawing failed: {value}"
+                raise gr.Error(message)
+            if kind == "done":
+                return self.servable(value.path), value.prompt
+        raise gr.Error("The drawing stopped without a picture.")
+
+
+def _sidecar(png: Path) -> dict[str, Any]:
+    try:
+        return json.loads(png.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+# --- the UI --------------------------------------------------------------------------------------------
+
+
+def build_demo(companion) -> gr.Blocks:
+    """The whole page over one Companion (already built); ``demo.queue().launch()`` serves it."""
+    from illustration.options import presets
+    from illustration.sampler import SAMPLERS
+
+    app = VignetteApp(companion)
+    settings = companion.settings
+    preset_table = presets()
+    start = app.c.illustrator.options(settings.image_preset)
+    size = f"{start.width}x{start.height}"
+
+    with gr.Blocks(title="Vignette", fill_width=True) as demo:
+        stored = gr.BrowserState({"session": "", "book": SAMPLE_BOOK}, storage_key=SESSION_STORAGE_KEY,
+                                 secret=browser_secret(settings))
+        pending = gr.State("")  # the message being answered
+        scene = gr.State(None)  # the ScenePrompt last drawn (for Regenerate)
+
+        gr.Markdown("# Vignette\nTalk with a novel: answers quoted from the text, with their chapter, and "
+                    "pictures of its scenes.")
+        status = gr.Markdown(elem_id="vignette-status")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Conversation", elem_id="vignette-chat", height=620, buttons=["copy"],
+                                  placeholder="Ask about the book: \u201cWho found the letter?\u201d, then "
+                                              "follow up. Say \u201cdraw it\u201d or press Illustrate for a "
+                                              "picture.")
+                with gr.Row():
+                    message = gr.Textbox(show_label=False, placeholder="Ask about the book\u2026", scale=5,
+                                         elem_id="vignette-message", autofocus=True, max_lines=4)
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="vignette-send")
+                with gr.Row():
+                    illustrate = gr.Button("Illustrate the last answer", elem_id="vignette-illustrate")
+                    stop = gr.Button("Stop", variant="stop", elem_id="vignette-stop")
+                gallery = gr.Gallery(label="This book's illustrations (this conversation)", columns=5,
+                                     height=260, preview=False, fit_columns=False, object_fit="contain",
+                                     interactive=False, elem_id="vignette-gallery")
+            with gr.Column(scale=2):
+                with gr.Group():
+                    book = gr.Dropdown(label="Book", choices=app.book_choices(), value=SAMPLE_BOOK,
+                                       elem_id="vignette-book")
+                    chapters = app.chapters(SAMPLE_BOOK)
+                    upto = gr.Slider(label="I've read up to chapter", minimum=1, maximum=chapters, step=1,
+                                     value=chapters, elem_id="vignette-upto")
+                upload = gr.File(label="Add a book (.txt, .epub, .md, .html)", file_types=UPLOAD_TYPES,
+                                 type="filepath", elem_id="vignette-upload", height=110)
+                picture = gr.Image(label="Illustration", type="filepath", interactive=False, height=360,
+                                   elem_id="vignette-picture")
+                drawing_progress = gr.Markdown("Previews appear above while a picture is drawn; Stop cancels "
+                                               "it.", elem_id="vignette-drawing-progress")
+                prompt = gr.Textbox(label="Scene prompt (edit, then Regenerate)", lines=3,
+                                    elem_id="vignette-prompt")
+                sheet = gr.Textbox(label="Character sheet (\u201cName: description\u201d per line; edits are "
+                                   "kept)", lines=3, elem_id="vignette-sheet")
+                regenerate = gr.Button("Regenerate", elem_id="vignette-regenerate")
+                with gr.Accordion("Drawing settings", open=False, elem_id="vignette-settings"):
+                    preset = gr.Dropdown(label="Preset", choices=list(preset_table), value=start.preset,
+                                         elem_id="vignette-preset")
+                    sampler = gr.Dropdown(label="Sampler", choices=list(SAMPLERS), value=start.sampler,
+                                          elem_id="vignette-sampler")
+                    steps = gr.Slider(label="Steps", minimum=1, maximum=60, step=1, value=start.steps,
+                                      elem_id="vignette-steps")
+                    with gr.Row():
+                        seed = gr.Number(label="Seed", value=0, precision=0, minimum=0,
+                                         elem_id="vignette-seed")
+                        random_seed = gr.Checkbox(label="random", value=True, elem_id="vignette-random-seed")
+                    clip_scale = gr.Slider(label="CLIP guidance scale (0: off)", minimum=0, maximum=1000,
+                                           step=10, value=start.clip_scale, elem_id="vignette-clip")
+                    size_box = gr.Dropdown(label="Size", choices=sorted(set(SIZES) | {size}), value=size,
+                                           allow_custom_value=True, elem_id="vignette-size")
+
+        # The API: hidden components give /ask and /illustrate typed parameters with defaults.
+        with gr.Row(visible=False):
+            api_message = gr.Textbox(label="message")
+            api_book = gr.Textbox(label="book_id", value=SAMPLE_BOOK)
+            api_session_box = gr.Textbox(label="session")
+            api_reply = gr.Textbox(label="reply")
+            api_details = gr.JSON(label="details")
+            api_ask = gr.Button("ask")
+            api_scene = gr.Textbox(label="scene", value="")
+            api_seed = gr.Number(label="seed", precision=0)
+            api_preset = gr.Textbox(label="preset")
+            api_size = gr.Textbox(label="size")
+            api_image = gr.Image(label="image", type="filepath", format="png")
+            api_prompt = gr.Textbox(label="prompt")
+            api_draw = gr.Button("illustrate")
+
+        # --- wiring ------------------------------------------------------------------------------------
+        shown = [stored, book, chat, upto, gallery, prompt, sheet, scene]
+        demo.load(app.load, [stored], shown + [status], api_visibility="private")
+        book.input(app.change_book, [book, stored], shown, api_visibility="private")
+
+        draw_settings = [preset, sampler, steps, seed, random_seed, clip_scale, size_box]
+        drawn = [picture, prompt, sheet, scene, chat, gallery, seed]
+        chat_events = []
+        for trigger in (message.submit, send.click):
+            taken = trigger(app.take_message, [message, chat], [message, chat, pending], queue=False,
+                            api_visibility="private")
+            chat_events.append(taken.then(app.respond, [pending, chat, stored, upto], [chat, upto, gallery],
+                                          concurrency_id="chat", concurrency_limit=4,
+                                          api_visibility="private", show_progress="hidden"))
+        drawing = illustrate.click(app.illustrate_last, [stored, upto] + draw_settings + [chat], drawn,
+                                   concurrency_id="gpu", concurrency_limit=1, api_visibility="private",
+                                   show_progress_on=[drawing_progress])
+        redrawing = regenerate.click(app.regenerate, [prompt, sheet, scene, stored] + draw_settings + [chat],
+                                     drawn, concurrency_id="gpu", concurrency_limit=1,
+                                     api_visibility="private", show_progress_on=[drawing_progress])
+        stop.click(app.stop, [stored], None, cancels=chat_events + [drawing, redrawing], queue=False,
+                   api_visibility="private")
+        chat.clear(app.forget, [stored], [gallery, picture, prompt, sheet, scene], api_visibility="private")
+        preset.change(_preset_values, [preset], [sampler, steps, clip_scale, size_box], queue=False,
+                      api_visibility="private")
+        upload.upload(app.upload, [upload, stored], shown + [upload], concurrency_id="ingest",
+                      concurrency_limit=1, api_visibility="private", show_progress_on=[upload])
+
+        api_ask.click(app.ask_api, [api_message, api_book, api_session_box], [api_reply, api_details],
+                      api_name="ask", concurrency_id="chat", concurrency_limit=4)
+        api_draw.click(app.illustrate_api,
+                       [api_scene, api_book, api_session_box, api_seed, api_preset, api_size],
+                       [api_image, api_prompt], api_name="illustrate", concurrency_id="gpu",
+                       concurrency_limit=1)
+    demo.vignette = app  # the handlers, for tests and benchmarks
+    return demo
+
+
+def _preset_values(name: str):
+    from illustration.options import resolve_options
+
+    try:
+        o = resolve_options(name)
+    except VignetteError as err:
+        raise gr.Error(err.message) from None
+    return o.sampler, o.steps, o.clip_scale, f"{o.width}x{o.height}"
+
+
+# --- serving ----------------------------------------------------------------------------------------------
+
+
+def default_preset(env: dict[str, str] | None = None) -> str:
+    """The preset a machine gets unless VIGNETTE_IMAGE_PRESET says otherwise: "quality" with a CUDA GPU,
+    "fast" on a CPU (a CPU Space among them)."""
+    env = os.environ if env is None else env
+    if env.get("VIGNETTE_IMAGE_PRESET", "").strip():
+        return env["VIGNETTE_IMAGE_PRESET"].strip()
+    import torch
+
+    return "quality" if torch.cuda.is_available() else "fast"
+
+
+def server_address(env: dict[str, str] | None = None) -> tuple[str, int | None]:
+    """(host, port): GRADIO_SERVER_NAME and GRADIO_SERVER_PORT (or PORT) when set; else 127.0.0.1 and None,
+    which lets Gradio take the first free port from 7860."""
+    env = os.environ if env is None else env
+    host = env.get("GRADIO_SERVER_NAME", "").strip() or "127.0.0.1"
+    raw = env.get("GRADIO_SERVER_PORT", "").strip() or env.get("PORT", "").strip()
+    if not raw:
+        return host, None
+    try:
+        return host, int(raw)
+    except ValueError:
+        raise VignetteError(f"The port {raw!r} (GRADIO_SERVER_PORT or PORT) is not a number.") from None
+
+
+def build_companion(settings: Settings | None = None):
+    """Settings from the environment, the Companion, the sample novel ingested, the answer models warm."""
+    from bot.companion import Companion
+
+    settings = settings or Settings.from_env()
+    settings = settings.replace(image_preset=default_preset())
+    companion = Companion(settings)
+    report = companion.store.ensure_sample()
+    if report is not None:
+        print(f"Ingested the sample novel \u201c{report.title}\u201d ({report.passages} passages).",
+              flush=True)
+    try:
+        warm_up(companion)
+    except VignetteError as err:  # the app still serves; the first question will say what is wrong
+        log.warning("warm-up failed: %s", err.message)
+    return companion
+
+
+def warm_up(companion) -> float:
+    """Load the answer models (encoder, reader) now, so the first question is answered at once; returns
+    the seconds it took."""
+    started = time.perf_counter()
+    companion.pipeline.ask(SAMPLE_BOOK, "Who is the keeper of the lighthouse?")
+    return time.perf_counter() - started
+
+
+def launch(demo: gr.Blocks, settings: Settings, host: str | None = None, port: int | None = None, **kwargs):
+    """Serve ``demo`` on ``host``/``port`` (default: :func:`server_address`); uploads over the limit are
+    refused by the browser before they are sent."""
+    if host is None:
+        host, port = server_address()
+    return demo.queue(default_concurrency_limit=2).launch(
+        server_name=host, server_port=port, max_file_size=f"{settings.max_file_mb:g}mb", css=CSS,
+        theme=gr.themes.Soft(primary_hue="amber", secondary_hue="stone"), footer_links=["api"],
+        run_history=False,  # conversations are kept by the Companion; nothing else records them
+        **kwargs)
+
+
+def main() -> None:
+    """`python app.py` (what `make run` and the Space run): build everything once and serve."""
+    try:
+        companion = build_companion()
+        demo = build_demo(companion)
+    except VignetteError as err:
+        raise SystemExit(f"error: {err.message}" + (f"\n{err.hint}" if err.hint else "")) from None
+    launch(demo, companion.settings)
+
+
+if __name__ == "__main__":
+    main()
