@@ -17,6 +17,9 @@ from vignette.settings import Settings  # noqa: E402
 
 BENCH_MODULES = [
     "eval.bench_ingest",
+    "eval.bench_sample",
+    "eval.bench_query",
+    "eval.bench_app",
 ]
 
 

@@ -1,0 +1,247 @@
+"""Follow-ups: the offline resolver, gender learned from the book, no false rewrites, the chat condenser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.followups import (CharacterIndex, ChatCondenser, Exchange, OfflineResolver, base_of, load_chat_model,
+                           make_rewriter, past_of)
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-novel.txt"
+E = Exchange
+
+
+@pytest.fixture(scope="module")
+def index() -> CharacterIndex:
+    if not SAMPLE.exists():
+        pytest.skip("data/sample-novel.txt is not written yet")
+    return CharacterIndex.from_text(SAMPLE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def resolver(index) -> OfflineResolver:
+    return OfflineResolver(index)
+
+
+# ---- gender and names, learned from the text -------------------------------------------------------------
+
+def test_gender_is_learned_from_the_book(index):
+    assert index.gender_of("Wren") == "f"
+    assert index.gender_of("Toby") == "m"
+    assert index.gender_of("Amos") == "m"
+    assert index.gender_of("Nell Pritchard") == "f"
+    assert index.gender_of("Mrs Vane") == "f"  # the honorific decides
+    assert index.gender_of("Mr Pellow") == "m"
+
+
+def test_gender_comes_from_pronouns_not_from_name_lists():
+    # invented names, with the genders a name list would get wrong if it guessed from endings
+    text = (
+        "Ysolde Marrow came down the hill at dawn. He carried a lantern in his left hand. "
+        "Ysolde Marrow was the miller, and he had never missed a morning. Brannoc waited by the gate. "
+        "She had been waiting since midnight, and her boots were wet. Brannoc did not mind the cold. "
+        "Then Ysolde spoke. He said the river was rising. Brannoc nodded. She turned away from him. "
+        "In the morning Ysolde went to market, and Brannoc stayed behind. "
+    )
+    index = CharacterIndex.from_text(text)
+    assert index.gender_of("Ysolde") == "m"
+    assert index.gender_of("Brannoc") == "f"
+    resolver = OfflineResolver(index)
+    rewrite = resolver.rewrite("Where did she wait?", [E("Who met Ysolde at the gate?", "Brannoc")])
+    assert rewrite.question == "Where did Brannoc wait?"
+
+
+def test_mentions_find_people_groups_and_things(index):
+    kinds = {m.surface: m.kind for m in index.mentions("Where did Mrs Vane and Silas Crook take the green lantern?")}
+    assert kinds == {"Mrs Vane and Silas Crook": "plural", "the green lantern": "thing"}
+    mentions = index.mentions("Who is Toby's sister?")
+    assert [(m.surface, m.kind, m.gender) for m in mentions] == [("Toby's sister", "person", "f")]
+
+
+def test_verb_forms():
+    lexicon = {"hope", "stop", "climb", "stopped", "hoped"}
+    assert base_of("found") == "find"
+    assert base_of("hid") == "hide"
+    assert base_of("hoped", lexicon) == "hope"
+    assert base_of("stopped", lexicon) == "stop"
+    assert base_of("climbed", lexicon) == "climb"
+    assert base_of("carried") == "carry"
+    assert base_of("keeps") == "keep"
+    assert past_of("hide") == "hid"
+    assert past_of("climb") == "climbed"
+    assert past_of("stop", {"stopped"}) == "stopped"
+
+
+# ---- follow-ups rewritten ---------------------------------------------------------------------------------
+
+FOLLOW_UPS = [
+    # (history, follow-up, standalone)
+    ([E("Who found the letter in the lantern room?",
+        "It was Wren who found the letter, though Pilot would certainly have claimed the credit if he could talk.")],
+     "Where did she hide it?", "Where did Wren hide the letter?"),
+    ([E("Who found the letter in the lantern room?", "Wren")], "why?",
+     "Why did Wren find the letter in the lantern room?"),
+    ([E("Who found the letter in the lantern room?", "Wren")], "and then?",
+     "What happened after Wren found the letter in the lantern room?"),
+    ([E("Where did Wren hide the letter?", "inside Old Hester")], "why there?", "Why did Wren hide the letter?"),
+    ([E("Where did Wren hide the letter?", "inside Old Hester")], "what did she do then?",
+     "What did Wren do after she hid the letter?"),
+    ([E("Where did Wren hide the letter?", "inside Old Hester")], "where?", "Where did Wren hide the letter?"),
+    ([E("How old is Toby?", "sixteen")], "and his sister?", "How old is Toby's sister?"),
+    ([E("Who is Toby's sister?", "Wren")], "how old is she?", "How old is Wren?"),
+    ([E("What did Captain Dunmore give Wren?", "a brass compass")], "How many times had it been round the world?",
+     "How many times had the brass compass been round the world?"),
+    ([E("Who found the green lantern on Kestrel Point?", "Toby")], "What else did he find there?",
+     "What else did Toby find there?"),
+    ([E("What did Toby find beside the green lantern on Kestrel Point?", "a single black kid glove")],
+     "What was stitched inside it?", "What was stitched inside the single black kid glove?"),
+    ([E("Who winds the clock in the clock tower every Saturday?", "Toby")], "Where does he keep the key to the tower?",
+     "Where does Toby keep the key to the tower?"),
+    ([E("What did Amos give Wren in the lantern room?", "a small brass spyglass")], "Who did it belong to before him?",
+     "Who did the small brass spyglass belong to before Amos?"),
+    ([E("Who climbed the tower on Sunday night?", "Wren and Toby waited until the town was asleep.")],
+     "what did they find?", "What did Wren and Toby find?"),
+    ([E("Where did Wren hide the letter?", "inside Old Hester")], "and Toby?", "Where did Toby hide the letter?"),
+    ([E("Who found the letter?", "Wren")], "and the glove?", "Who found the glove?"),
+    ([E("What did Mrs Vane offer Amos?", "Two hundred guineas")], "what did he say?", "What did Amos say?"),
+    ([E("What did Mrs Vane offer Amos?", "Two hundred guineas")], "why did she want the Rock?",
+     "Why did Mrs Vane want the Rock?"),
+    # memory reaches back past a turn that names nobody of that gender
+    ([E("Who found the letter?", "Wren"), E("What was painted on the lid of the tin box?", "a ship in full sail")],
+     "what did she do with the letter?", "What did Wren do with the letter?"),
+]
+
+
+@pytest.mark.parametrize("history,text,standalone", FOLLOW_UPS, ids=[f[1] for f in FOLLOW_UPS])
+def test_follow_ups_are_rewritten(resolver, history, text, standalone):
+    rewrite = resolver.rewrite(text, history)
+    assert rewrite.rewritten
+    assert rewrite.method == "resolver"
+    assert rewrite.question == standalone
+
+
+STANDALONE = [
+    "Who lost his hat in the storm?", "Is it true that the bell was cracked?",
+    "How long did it take Wren to light the lamp?", "What did Toby do with his key?", "What colour was Wren's scarf?",
+    "What was in the box?", "How many steps does the lighthouse have?",
+    "What did Mrs Vane say to Amos when she visited him?", "What time was it when the light failed?",
+    "Who found the letter in the lantern room?", "Where did Wren hide the letter she found in the lighthouse?",
+    "How old is Wren Tolley?", "Who is Toby to Wren?", "Why did Mrs Vane want Gullstone Rock?",
+    "What did Nell Pritchard give Wren at the market?", "What is the name of Amos Fenwick's dog?",
+    "How often does the Gullstone light flash?", "What did Wren see on Kestrel Point through her spyglass?",
+    "What was painted on the lid of the tin box Wren found?", "What colour was the wax seal on the letter?",
+    "How much money did Mrs Vane offer Amos to leave the Rock?", "At what time did the great storm break?",
+    "Why had the oil barrels on Gullstone Rock run dry?", "How did Amos hurt his foot on the night of the storm?",
+    "How many matches did it take Wren to light the wicks again?", "What colour is the Marigold's hull?",
+    "Who rang the bells of the clock tower on the night of the storm?", "What did Captain Dunmore give Wren?",
+    "What letters were stitched inside the cuff of the black glove?", "Who kept the light while Amos's ankle healed?",
+    "Who smashed the glass of the harbour lamp?", "How many times did Wren strike Old Hester in the belfry?",
+    "What was Nell Pritchard holding when she came into the square at night?",
+    "Who recognised one of the signatures on the Keeper's Promise?", "How did Mrs Vane leave Saltmarrow?",
+    "What was the new bell named?", "Where was Old Hester put after the new bell was hung?",
+    "What title did the council give Wren?", "Who wrote the Keeper's Promise?", "Does Wren have a sister?",
+    "What does Wren wear around her neck?", "Who was Silas Crook working for?", "Where is Port Ember?",
+    "Why did Toby give Wren his key?", "What did the captain tell the council?",
+    "Who kept his promise to the town?", "What is the story about?", "Who is the main character?",
+]
+
+
+@pytest.mark.parametrize("text", STANDALONE)
+def test_standalone_questions_are_left_exactly_as_they_are(resolver, text):
+    history = [E("Who found the letter?", "It was Wren who found the letter, though Pilot would certainly have "
+                 "claimed the credit if he could talk.", "It was Wren who found the letter"),
+               E("What did Captain Dunmore give Wren?", "a brass compass")]
+    rewrite = resolver.rewrite(text, history)
+    assert not rewrite.rewritten, rewrite
+    assert rewrite.question == text
+    assert not resolver.needs_context(text)
+
+
+def test_nothing_is_rewritten_without_a_conversation(resolver):
+    for text in ("why?", "where did she hide it?", "and his sister?"):
+        rewrite = resolver.rewrite(text, [])
+        assert (rewrite.question, rewrite.rewritten) == (text, False)
+
+
+def test_an_abstained_answer_names_nobody(resolver):
+    # the book did not answer: its closest passage must not lend a referent
+    history = [E("Who found the letter?", "Wren"),
+               E("Who was the Prime Minister?", "", "Pilot was a shaggy brown dog", abstained=True)]
+    assert resolver.rewrite("how old is she?", history).question == "How old is Wren?"
+
+
+# ---- the chat-model condenser ----------------------------------------------------------------------------
+
+class ScriptedChatModel:
+    """A LangChain chat model that answers from a script and records every prompt it is shown."""
+
+    def __new__(cls, replies: list[str]):
+        from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+        class Recording(FakeListChatModel):
+            prompts: list = []
+
+            def _call(self, messages, stop=None, run_manager=None, **kwargs: Any) -> str:
+                self.prompts.append([m.content for m in messages])
+                return super()._call(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+        return Recording(responses=replies, prompts=[])
+
+
+def test_condenser_uses_the_chat_model_for_follow_ups_only(resolver):
+    model = ScriptedChatModel(["Standalone question: Where did Wren hide the letter?"])
+    condenser = ChatCondenser(None, resolver, model=model)
+    history = [E("Who found the letter?", "Wren")]
+    standalone = condenser.rewrite("How many steps does the lighthouse have?", history)
+    assert (standalone.rewritten, standalone.method) == (False, "standalone")
+    assert model.prompts == []  # a standalone question never reaches the model
+    rewrite = condenser.rewrite("where did she hide it?", history)
+    assert rewrite.question == "Where did Wren hide the letter?"
+    assert rewrite.method.startswith("chat:")
+    prompt = "\n".join(model.prompts[0])
+    assert "Who found the letter?" in prompt and "where did she hide it?" in prompt and "Wren" in prompt
+
+
+def test_condenser_rejects_a_rambling_model_and_says_so(resolver):
+    model = ScriptedChatModel(["Certainly! Here is a poem about sailing ships and marmalade."])
+    condenser = ChatCondenser(None, resolver, model=model)
+    rewrite = condenser.rewrite("where did she hide it?", [E("Who found the letter?", "Wren")])
+    assert rewrite.question == "Where did Wren hide the letter?"
+    assert rewrite.method == "resolver"
+    assert "chat model" in rewrite.note
+
+
+def test_unavailable_chat_model_falls_back_with_a_reason(resolver, settings):
+    import importlib.util
+
+    if importlib.util.find_spec("langchain_ollama") is not None:
+        pytest.skip("langchain-ollama is installed here")
+    condenser = make_rewriter(settings.replace(chat_model="ollama:llama3.1"), resolver.index)
+    rewrite = condenser.rewrite("where did she hide it?", [E("Who found the letter?", "Wren")])
+    assert rewrite.question == "Where did Wren hide the letter?"
+    assert "langchain-ollama" in rewrite.note
+
+
+def test_local_transformers_chat_model_through_langchain_huggingface(resolver, tmp_path, minilm_path):
+    """A real (tiny, random) causal LM in a local folder loads as a ChatHuggingFace; its babble is refused."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path))
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant:{% endif %}")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=512, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "chat")
+    tokenizer.save_pretrained(tmp_path / "chat")
+
+    model = load_chat_model(str(tmp_path / "chat"))
+    assert type(model).__name__ == "ChatHuggingFace"
+    condenser = ChatCondenser(str(tmp_path / "chat"), resolver)
+    rewrite = condenser.rewrite("where did she hide it?", [E("Who found the letter?", "Wren")])
+    assert rewrite.question == "Where did Wren hide the letter?"  # random weights: the resolver's rewrite
+    assert rewrite.method == "resolver" and rewrite.note
