@@ -47,6 +47,8 @@ class Settings:
     max_question_chars: int = 1000  # longer questions are refused with a clear message
     sentence_min_similarity: float = 0.35  # sentence fallback abstains below this cosine similarity (MiniLM)
     reader_int8: bool = False  # dynamic int8 quantisation of the QA reader's linear layers: faster on CPU, near-equal answers
+    reader_passages: int = 3  # of the top_k passages, how many the QA reader reads (each ~35-70 ms of one CPU core)
+    query_threads: int = 1  # torch threads while answering; 1 measured 3-5x less CPU per question than 2 on a busy 2-core machine
 
     # --- conversation --------------------------------------------------------------------------------
     chat_model: str | None = None  # e.g. "ollama:llama3.1" or a local transformers path; None: offline resolver

@@ -1,0 +1,357 @@
+"""The extractive reader: span decoding on hand-built logits, a tiny random QA model end to end, scores
+comparable across passages, abstaining, and the sentence fallback."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from retrieval.reader import (
+    ExtractiveReader,
+    SentenceReader,
+    decode_spans,
+    load_reader,
+    make_windows,
+    resolve_reader,
+)
+from vignette.documents import Book, Candidate, Chapter, Passage
+
+NEG = -1e4
+
+
+def _window(length: int, start: dict[int, float], end: dict[int, float], context: range, base: float = 0.0):
+    """Logits for one window: ``base`` everywhere, the given values at the given positions."""
+    s = [base] * length
+    e = [base] * length
+    for i, v in start.items():
+        s[i] = base + v
+    for i, v in end.items():
+        e[i] = base + v
+    mask = [i in context for i in range(length)]
+    offsets = [(10 * i, 10 * i + 5) if i in context else (0, 0) for i in range(length)]
+    return s, e, mask, offsets
+
+
+# ------------------------------------------------------------------------------------------ decode_spans
+def test_decode_spans_finds_the_best_span_and_maps_characters():
+    s, e, mask, offsets = _window(12, {4: 5.0, 6: 1.0}, {6: 4.0, 3: 3.0}, context=range(3, 11))
+    spans = decode_spans(torch.tensor([s]), torch.tensor([e]), [offsets], torch.tensor([mask]), max_answer_tokens=10, top_n=3)
+    best = spans[0]
+    assert (best.start_token, best.end_token) == (4, 6)  # 5 + 4 beats (4, 4) = 5 and (3, 3) = 3
+    assert best.score == pytest.approx(9.0)  # [CLS] logits are 0 here
+    assert all(sp.end_token >= sp.start_token for sp in spans)
+    assert best.start_char == offsets[best.start_token][0] and best.end_char == offsets[best.end_token][1]
+    assert [sp.score for sp in spans] == sorted([sp.score for sp in spans], reverse=True)
+
+
+def test_decode_spans_never_ends_before_it_starts():
+    # The strongest end sits before the strongest start: the pair is not allowed.
+    s, e, mask, offsets = _window(10, {7: 10.0}, {2: 10.0, 8: 1.0}, context=range(1, 10))
+    best = decode_spans(s, e, offsets, mask, max_answer_tokens=30, top_n=1)[0]
+    assert (best.start_token, best.end_token) == (7, 8)
+
+
+def test_decode_spans_respects_the_maximum_answer_length():
+    s, e, mask, offsets = _window(20, {2: 10.0}, {15: 10.0, 5: 2.0}, context=range(1, 20))
+    long_ok = decode_spans(s, e, offsets, mask, max_answer_tokens=20, top_n=1)[0]
+    assert (long_ok.start_token, long_ok.end_token) == (2, 15)
+    short = decode_spans(s, e, offsets, mask, max_answer_tokens=4, top_n=5)
+    assert (short[0].start_token, short[0].end_token) == (2, 5)
+    assert all(sp.end_token - sp.start_token < 4 for sp in short)
+
+
+def test_decode_spans_uses_only_context_tokens():
+    # Huge logits on the question tokens (1..3) and on [CLS] must never become an answer.
+    s, e, mask, offsets = _window(12, {1: 50.0, 2: 50.0, 0: 40.0, 6: 1.0}, {2: 50.0, 0: 40.0, 7: 1.0}, context=range(5, 11))
+    spans = decode_spans(s, e, offsets, mask, max_answer_tokens=30, top_n=20)
+    assert spans
+    assert all(5 <= sp.start_token <= sp.end_token < 11 for sp in spans)
+
+
+def test_no_answer_comes_from_the_cls_position():
+    # The [CLS] logits (40 + 40) beat every span (1 + 1): the margin is negative, i.e. "not here".
+    s, e, mask, offsets = _window(12, {0: 40.0, 6: 1.0}, {0: 40.0, 7: 1.0}, context=range(5, 11))
+    best = decode_spans(s, e, offsets, mask, top_n=1)[0]
+    assert best.null_logit == pytest.approx(80.0)
+    assert best.score == pytest.approx(2.0 - 80.0)
+    # With a weak [CLS] the same span wins with a positive margin.
+    s, e, mask, offsets = _window(12, {0: -3.0, 6: 1.0}, {0: -3.0, 7: 1.0}, context=range(5, 11))
+    best = decode_spans(s, e, offsets, mask, top_n=1)[0]
+    assert (best.start_token, best.end_token) == (6, 7)
+    assert best.score == pytest.approx(2.0 + 6.0)
+
+
+def test_scores_are_comparable_across_windows():
+    """Window 0's logits are all shifted up by 30 (softmax does not care); its best raw span logit is
+    the highest, but it prefers "no answer". Window 1 has the answer: it must win on the margin."""
+    s0, e0, m0, o0 = _window(10, {0: 6.0, 4: 1.0}, {0: 6.0, 4: 1.0}, context=range(2, 10), base=30.0)
+    s1, e1, m1, o1 = _window(10, {0: 0.0, 5: 4.0}, {0: 0.0, 6: 4.0}, context=range(2, 10), base=0.0)
+    spans = decode_spans([s0, s1], [e0, e1], [o0, o1], [m0, m1], top_n=100)
+    assert spans[0].window == 1 and (spans[0].start_token, spans[0].end_token) == (5, 6)
+    raw_best = max(spans, key=lambda sp: sp.logit)
+    assert raw_best.window == 0  # what the uncalibrated ranking would have picked
+
+
+def test_decode_spans_handles_fewer_spans_than_asked():
+    s, e, mask, offsets = _window(6, {3: 1.0}, {3: 1.0}, context=range(3, 4))
+    spans = decode_spans(s, e, offsets, mask, top_n=10)
+    assert len(spans) == 1 and math.isfinite(spans[0].score)
+
+
+# ------------------------------------------------------------------------------------------ a tiny model
+BOOK_TEXT = (
+    "CHAPTER I. The Harbour\n\n"
+    "The fishing boats came home at dusk. Old Amos kept the light on Gullstone Rock, and he had kept it "
+    "for forty-seven years. Nobody in Saltmarrow remembered a night when the lamp had failed.\n\n"
+    "CHAPTER II. The Storm\n\n"
+    "The wind rose in the night. Wren climbed the tower stairs with a lantern in her hand, because the "
+    "great lamp had gone out and a ship called the Marigold was out on the black water. She struck a "
+    "match, and the wick caught at last."
+)
+
+
+def _book() -> Book:
+    c2 = BOOK_TEXT.index("CHAPTER II")
+    return Book(
+        book_id="tiny",
+        title="Tiny",
+        author=None,
+        text=BOOK_TEXT,
+        chapters=[
+            Chapter(1, "Chapter 1: The Harbour", 0, c2),
+            Chapter(2, "Chapter 2: The Storm", c2, len(BOOK_TEXT)),
+        ],
+    )
+
+
+def _passage(book: Book, first_words: str, chapter: int) -> Passage:
+    ch = book.chapter(chapter)
+    start = book.text.index(first_words)
+    end = ch.end
+    return Passage(f"p{chapter}", book.book_id, chapter, ch.title, start, end, book.text[start:end])
+
+
+@pytest.fixture(scope="module")
+def tiny_qa_dir(tmp_path_factory, minilm_path):
+    """A random BertForQuestionAnswering with a tiny config and the packaged MiniLM tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    model = BertForQuestionAnswering(config)
+    out = tmp_path_factory.mktemp("tiny-qa")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_windows_overlap_by_the_stride_and_keep_offsets(tiny_qa_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_qa_dir))
+    context = BOOK_TEXT
+    w = make_windows(tok, ["Who kept the light?"], [context], max_length=40, stride=10)
+    assert len(w) > 3 and set(w.sample) == {0}
+    covered = set()
+    for row, mask in zip(w.offsets, w.context_mask.tolist()):
+        for (a, b), m in zip(row, mask):
+            if m:
+                assert 0 <= a < b <= len(context) and context[a:b].strip()
+                covered.add(a)
+    # every word of the context is seen by some window
+    assert all(m.start() in covered for m in __import__("re").finditer(r"\w+", context))
+
+
+def test_tiny_random_model_end_to_end(tiny_qa_dir, settings):
+    book = _book()
+    p1 = _passage(book, "The fishing", 1)
+    p2 = _passage(book, "The wind", 2)
+    reader = ExtractiveReader(tiny_qa_dir, settings, max_length=48, stride=16, abstain_threshold=-1e9)
+    answer = reader.read("Who lit the lamp?", [Candidate(p1, 1.0), Candidate(p2, 0.5)], book=book)
+    assert not answer.abstained and answer.answer
+    assert answer.reader == f"extractive:{tiny_qa_dir.name}"
+    ev = answer.evidence[0]
+    passage = p1 if ev.passage_id == "p1" else p2
+    assert ev.chapter == passage.chapter and ev.chapter_title == passage.chapter_title
+    # the quote is verbatim book text at its offsets, holds the answer, and is made of whole sentences
+    assert book.text[ev.start : ev.end] == ev.quote
+    assert answer.answer in ev.quote
+    assert passage.start <= ev.start < ev.end <= passage.end
+    spans = reader.read_spans("Who lit the lamp?", [Candidate(p1, 1.0), Candidate(p2, 0.5)])
+    for sp in spans:
+        assert book.text[sp.start : sp.end] == sp.text  # offsets map back to the exact book text
+        assert sp.passage.start <= sp.start < sp.end <= sp.passage.end
+
+
+def test_tiny_model_abstains_under_the_threshold(tiny_qa_dir, settings):
+    book = _book()
+    p1 = _passage(book, "The fishing", 1)
+    reader = ExtractiveReader(tiny_qa_dir, settings, abstain_threshold=1e9)
+    answer = reader.read("Who lit the lamp?", [Candidate(p1, 1.0)], book=book)
+    assert answer.abstained and answer.answer == "" and answer.evidence == []
+
+
+class _ShiftedQA(torch.nn.Module):
+    """A stand-in QA model whose logits we control: it points at the token ``target`` when a window holds
+    it; every window whose tokens include ``shifted`` gets all its logits raised by 20 (a scale the
+    softmax ignores), with a confident "no answer"."""
+
+    def __init__(self, target: int, shifted: int):
+        super().__init__()
+        self.target, self.shifted = target, shifted
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        from types import SimpleNamespace
+
+        start = torch.zeros(input_ids.shape)
+        end = torch.zeros(input_ids.shape)
+        for w in range(input_ids.shape[0]):
+            ids = input_ids[w]
+            if (ids == self.target).any():
+                start[w][ids == self.target] = 5.0
+                end[w][ids == self.target] = 5.0
+            else:
+                start[w, 0] = end[w, 0] = 8.0
+            if (ids == self.shifted).any():
+                start[w] += 20.0
+                end[w] += 20.0
+        return SimpleNamespace(start_logits=start, end_logits=end)
+
+
+def test_best_passage_wins_even_when_ranked_second(tiny_qa_dir, settings):
+    from transformers import AutoTokenizer
+
+    book = _book()
+    p1 = _passage(book, "The fishing", 1)
+    p2 = _passage(book, "The wind", 2)
+    tok = AutoTokenizer.from_pretrained(str(tiny_qa_dir))
+    reader = ExtractiveReader(tiny_qa_dir, settings)
+    reader._tokenizer = tok
+    reader._model = _ShiftedQA(target=tok.convert_tokens_to_ids("wren"), shifted=tok.convert_tokens_to_ids("amos"))
+    candidates = [Candidate(p1, 1.0), Candidate(p2, 0.5)]
+    best_in_1 = reader.read_spans("Who climbed the tower stairs?", candidates[:1])[0]
+    best_in_2 = reader.read_spans("Who climbed the tower stairs?", candidates[1:])[0]
+    assert best_in_1.logit > best_in_2.logit  # raw logits would answer from the wrong chapter
+    assert best_in_1.score < 0 < best_in_2.score  # the margins do not
+    answer = reader.read("Who climbed the tower stairs?", candidates, book=book)
+    assert answer.answer == "Wren"
+    assert answer.evidence[0].passage_id == "p2" and answer.evidence[0].chapter == 2
+    assert answer.evidence[0].quote.startswith("Wren climbed the tower stairs")
+
+
+# ------------------------------------------------------------------------------------------ the fallback
+def test_sentence_reader_picks_the_matching_sentence(minilm_path):
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(str(minilm_path), device="cpu")
+    book = _book()
+    candidates = [Candidate(_passage(book, "The fishing", 1), 1.0), Candidate(_passage(book, "The wind", 2), 0.5)]
+    reader = SentenceReader(encoder, model_name="all-MiniLM-L6-v2")
+    answer = reader.read("How many years had Amos kept the light?", candidates, book)
+    assert not answer.abstained
+    assert "forty-seven years" in answer.answer
+    assert answer.evidence[0].chapter == 1 and book.text[answer.evidence[0].start : answer.evidence[0].end] == answer.evidence[0].quote
+    assert answer.reader == "sentence:all-MiniLM-L6-v2"
+    assert "best-matching sentence" in answer.notice
+    off_topic = reader.read("What is the boiling point of mercury in kelvin?", candidates, book)
+    assert off_topic.abstained and off_topic.answer == ""
+
+
+def test_load_reader_falls_back_and_says_why(settings, tiny_qa_dir):
+    missing = settings.replace(reader="some-org/not-on-this-machine")
+    choice = resolve_reader(missing)
+    assert choice.kind == "sentence"
+    reader = load_reader(missing, encoder=object())
+    assert isinstance(reader, SentenceReader)
+    assert "some-org/not-on-this-machine" in reader.notice
+    assert "VIGNETTE_ALLOW_DOWNLOADS=1" in reader.notice and "VIGNETTE_READER" in reader.notice
+    no_folder = load_reader(settings.replace(reader=str(tiny_qa_dir / "nope")), encoder=object())
+    assert isinstance(no_folder, SentenceReader) and "does not exist" in no_folder.notice
+    local = load_reader(settings.replace(reader=str(tiny_qa_dir)))
+    assert isinstance(local, ExtractiveReader) and local.notice is None
+
+
+# ------------------------------------------------------------------------------------------ training
+def _squad_file(tmp_path) -> "Path":
+    import json
+
+    story = [
+        "Old Amos kept the light on Gullstone Rock for forty-seven years. His dog was called Pilot.",
+        "The new bell was cast in Port Ember and came north on the Marigold.",
+        "Wren climbed one hundred and twelve steps to the lantern room and lit the lamp with a match.",
+    ]
+    qas = [
+        (0, "How long did Amos keep the light?", "forty-seven years"),
+        (0, "What was the dog called?", "Pilot"),
+        (1, "Where was the new bell cast?", "Port Ember"),
+        (1, "Which ship carried the bell?", "the Marigold"),
+        (2, "How many steps did Wren climb?", "one hundred and twelve"),
+        (2, "What did Wren light the lamp with?", "a match"),
+    ]
+    paragraphs = []
+    for i, context in enumerate(story):
+        items = [{"id": f"q{n}", "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
+                 for n, (p, q, a) in enumerate(qas) if p == i]
+        paragraphs.append({"context": context, "qas": items})
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps({"data": [{"title": "Gullstone", "paragraphs": paragraphs}]}))
+    return path
+
+
+def test_training_windows_point_at_the_answer(tmp_path, minilm_path):
+    from transformers import AutoTokenizer
+
+    from retrieval.train_reader import featurize, load_squad
+
+    examples = load_squad(_squad_file(tmp_path), negatives=1.0, seed=1)
+    assert load_squad(_squad_file(tmp_path), negatives=1.0, seed=1) == examples  # same every run
+    negatives = [e for e in examples if e.negative]
+    assert len(negatives) == 6
+    answers = {e.question: e.answer_text for e in examples if not e.negative}
+    for neg in negatives:  # a no-answer section never holds the answer
+        assert answers[neg.question].lower() not in neg.context.lower()
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    feats = featurize(tok, examples, max_length=24, stride=8)  # tiny windows: most lack the answer
+    positives = [e for e in examples if not e.negative]
+    found = set()
+    for f in feats:
+        if f.start == 0:
+            assert f.end == 0
+            continue
+        text = tok.decode(f.input_ids[f.start : f.end + 1]).replace(" ", "")  # word pieces, spaces dropped
+        assert text in {a.lower().replace(" ", "") for a in answers.values()}
+        found.add(text)
+    assert found == {e.answer_text.lower().replace(" ", "") for e in positives}  # each answer whole in a window
+
+
+def test_training_lowers_the_loss_saves_a_reader_and_resumes_exactly(tmp_path, tiny_qa_dir, settings):
+    from safetensors.torch import load_file
+
+    from retrieval.train_reader import build_parser, train
+
+    data = _squad_file(tmp_path)
+
+    def run(out, *extra):
+        args = build_parser().parse_args(["--train", str(data), "--out", str(out), "--base", str(tiny_qa_dir),
+                                          "--batch-size", "4", "--lr", "3e-3", "--negatives", "--save-every", "5",
+                                          "--log-every", "100", "--seed", "3", *extra])
+        return train(args)
+
+    full = run(tmp_path / "full", "--epochs", "40", "--max-steps", "24")
+    first, last = sum(full["losses"][:4]) / 4, sum(full["losses"][-4:]) / 4
+    assert last < 0.8 * first, (first, last)
+    reader = ExtractiveReader(tmp_path / "full", settings)
+    assert reader.max_length == 384 and reader.stride == 128  # read back from vignette_reader.json
+    assert reader.read_spans("Where was the new bell cast?", [Candidate(_passage(_book(), "The wind", 2), 1.0)])
+
+    stopped = run(tmp_path / "split", "--epochs", "40", "--max-steps", "24", "--stop-after", "7")  # "killed" at 7
+    assert stopped["steps"] == 7
+    resumed = run(tmp_path / "split", "--epochs", "40", "--max-steps", "24", "--resume")
+    assert resumed["steps"] == 24 and resumed["losses"] == full["losses"][7:]
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "split" / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
