@@ -540,6 +540,7 @@ class SentenceReader:
             "No question-answering model was available, so the best-matching sentence answered."
         )
         self._books: dict[str, tuple[str, list[tuple[int, int]], Any]] = {}
+        self.type_window = 3  # best sentences searched for the asked-for number or name before abstaining
 
     @property
     def name(self) -> str:
@@ -664,6 +665,16 @@ class SentenceReader:
         scored = self.score_sentences(question, candidates, book)
         if not scored or scored[0].similarity < self.min_similarity:
             return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name, notice=self.notice)
+        # A question that asks for a number or a name is answered only by a sentence holding one (an
+        # answer-type check, as in classic factoid QA): similarity alone cannot tell "How old is the
+        # captain?" from the sentences that describe him, so without it the fallback never abstains.
+        wanted = expected_answer_type(question)
+        if wanted is not None:
+            typed = [s for s in scored[: self.type_window] if has_answer_type(wanted, s.text, question)]
+            if not typed:
+                return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name,
+                              notice=self.notice)
+            scored = typed
         best = scored[0]
         evidence = Evidence(
             quote=best.text,
@@ -685,6 +696,53 @@ class SentenceReader:
 
 
 # --------------------------------------------------------------------------------------------------------
+# Answer types, for the sentence fallback's abstain decision
+# --------------------------------------------------------------------------------------------------------
+
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand "
+    "million dozen dozens score half once twice first second third fourth fifth sixth seventh eighth ninth "
+    "tenth several few many".split()
+)
+_NUMBER_QUESTION = re.compile(
+    r"^\s*(?:(?:and|so|but)\s+)?(?:how\s+(?:many|much|old|long|far|tall|high|deep|wide|often)\b"
+    r"|(?:in\s+)?(?:what|which)\s+(?:year|age|century|date)\b|at\s+what\s+age\b)",
+    re.IGNORECASE,
+)
+_NAME_QUESTION = re.compile(
+    r"^\s*(?:(?:and|so|but)\s+)?(?:who|whom|whose)\b|\b(?:what|which)\s+(?:was|is|were|are)\s+(?:the\s+)?name\b"
+    r"|\bwhat\s+(?:was|is)\s+.{1,40}\s+(?:called|named)\b",
+    re.IGNORECASE,
+)
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+")
+
+
+def expected_answer_type(question: str) -> str | None:
+    """"number" or "name" when the question asks for one, else None (why/what/where questions)."""
+    if _NUMBER_QUESTION.search(question):
+        return "number"
+    if _NAME_QUESTION.search(question):
+        return "name"
+    return None
+
+
+def has_answer_type(kind: str, sentence: str, question: str) -> bool:
+    """Whether ``sentence`` holds a number (digits or number words) or a name the question lacks."""
+    tokens = _TOKEN.findall(sentence)
+    if kind == "number":
+        return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)
+    asked = {w.lower() for w in _TOKEN.findall(question)}
+    for tok in tokens:
+        low = tok.lower()
+        if not tok[0].isupper() or low in _STOP or low.split("'")[0] in _STOP or low.split("\u2019")[0] in _STOP:
+            continue  # lower-case, or a capitalised function word opening a sentence ("The", "She", "I'm")
+        if low not in asked and re.sub(r"['\u2019]s$", "", low) not in asked:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------------------
 # Choosing a reader
 # --------------------------------------------------------------------------------------------------------
 
@@ -702,8 +760,10 @@ class ReaderChoice:
 def resolve_reader(settings: "Settings") -> ReaderChoice:
     """Decide cheaply (file checks only) whether ``settings.reader`` can be loaded on this machine."""
     name = settings.reader
-    if not name or str(name).strip().lower() in {"sentence", "none"}:
+    if not name or str(name).strip().lower() == "none":
         return ReaderChoice("sentence", None, "no question-answering model is configured (VIGNETTE_READER)")
+    if str(name).strip().lower() == "sentence":
+        return ReaderChoice("sentence", None, "the sentence reader was asked for (VIGNETTE_READER=sentence or --reader sentence)")
     path = Path(str(name)).expanduser()
     if path.exists():
         if (path / "config.json").is_file():

@@ -355,3 +355,35 @@ def test_training_lowers_the_loss_saves_a_reader_and_resumes_exactly(tmp_path, t
     a = load_file(str(tmp_path / "full" / "model.safetensors"))
     b = load_file(str(tmp_path / "split" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+# The sentence fallback's answer-type check ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("How old is Captain Elias Dunmore?", "number"),
+        ("How many bells hang in the belfry?", "number"),
+        ("In what year does the story take place?", "number"),
+        ("Who found the letter?", "name"),
+        ("What was the name of the Marigold's mate?", "name"),
+        ("Why did Wren hide the letter?", None),
+        ("Where did she hide it?", None),
+    ],
+)
+def test_expected_answer_type(question, kind):
+    from retrieval.reader import expected_answer_type
+
+    assert expected_answer_type(question) == kind
+
+
+def test_has_answer_type_needs_a_number_or_a_new_name():
+    from retrieval.reader import has_answer_type
+
+    assert has_answer_type("number", "She had cracked thirty-one years ago.", "How long?")
+    assert has_answer_type("number", "It cost 300 pounds.", "How much?")
+    assert not has_answer_type("number", "He was broad, with a shaved head.", "How old is the captain?")
+    assert has_answer_type("name", "Wren found it behind the loose stone.", "Who found the letter?")
+    # Names already in the question do not answer it; a capitalised opening word is no name.
+    assert not has_answer_type("name", "The captain spoke to Wren.", "Who did Wren meet?")
