@@ -58,6 +58,17 @@ def cli_env(tmp_path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny diffusion models run faster on one torch thread: two threads on two shared cores stall."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _no_network_attempts():
     before = len(netguard.ATTEMPTS)

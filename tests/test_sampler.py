@@ -17,13 +17,7 @@ from vignette.settings import Settings
 LISTED = ["dpmpp_2m", "dpmpp_2m_sde", "euler_ancestral", "euler", "heun"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: one torch thread per test process avoids thread oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
