@@ -423,8 +423,18 @@ class VignetteApp:
 
         limit = int(upto) if upto else None
         if classify(" ".join(text.split())).kind in DRAW_INTENTS:
-            with self._drawing:
-                yield from self.c.stream(session, book_id, text, upto_chapter=limit)
+            # Stop reaches a picture asked for in the chat too: the sampler checks this event every step.
+            cancel = threading.Event()
+            with self._guard:
+                self._cancels[session] = cancel
+            try:
+                with self._drawing:
+                    yield from self.c.stream(session, book_id, text, upto_chapter=limit, cancel=cancel)
+            finally:
+                cancel.set()  # a closed event (Stop, a closed tab) also ends the drawing
+                with self._guard:
+                    if self._cancels.get(session) is cancel:
+                        del self._cancels[session]
         else:
             yield from self.c.stream(session, book_id, text, upto_chapter=limit)
 

@@ -262,6 +262,34 @@ def test_draw_it_in_the_chat_puts_the_picture_inline_and_in_the_gallery(served):
     assert app.chat_history(stored["session"], "sample")[-1]["content"]["path"].endswith(".png")
 
 
+def test_stop_cancels_a_picture_asked_for_in_the_chat(served):
+    """"draw it" in the chat registers the session's cancel event, so Stop ends that drawing too."""
+    import threading
+    import time
+
+    _, app, _, _ = served
+    stored = {"session": "web-" + "5" * 32, "book": "sample"}
+    question = fact("How long did the fishermen of Saltmarrow save")["question"]
+    for _ in app.respond(question, [{"role": "user", "content": question}], stored, None):
+        pass
+    outputs: list = []
+    worker = threading.Thread(
+        target=lambda: outputs.extend(app.respond("draw it", [{"role": "user", "content": "draw it"}], stored, None))
+    )
+    worker.start()
+    deadline = time.monotonic() + 60
+    while stored["session"] not in app._cancels and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored["session"] in app._cancels, "the chat drawing never registered its cancel event"
+    app.stop(stored)
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    chat = outputs[-1][0]
+    assert not any(isinstance(m["content"], dict) for m in chat)  # no picture reached the chat
+    assert not list(app.session_folder(stored["session"], "sample").glob("*.png"))
+    assert stored["session"] not in app._cancels
+
+
 def test_stop_cancels_a_drawing_within_a_step(served):
     """The Illustrate handler streams previews; Stop (the session's cancel event) ends it at the next step
     and no picture is kept."""
