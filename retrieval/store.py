@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -106,11 +107,20 @@ class BookStore:
         self._client = None
         self._collections: dict[str, Any] = {}
         self._cache: dict[tuple[str, str], tuple[int, Any]] = {}  # (kind, book_id) -> (manifest mtime, value)
+        # The app answers several conversations at once: Chroma's client and collection handles are made
+        # once, under this lock (two threads opening the same store at once made one of them fail).
+        self._lock = threading.RLock()
 
     # --- parts, loaded lazily ------------------------------------------------------------------------
     @property
     def client(self):
         """The Chroma client: a server when ``settings.chroma_host`` is set, else the embedded store."""
+        if self._client is not None:
+            return self._client
+        with self._lock:
+            return self._open_client()
+
+    def _open_client(self):
         if self._client is None:
             import chromadb
             from chromadb.config import Settings as ChromaSettings
@@ -440,6 +450,13 @@ class BookStore:
             del self._cache[key]
 
     def _collection(self, book_id: str):
+        hit = self._collections.get(book_id)
+        if hit is not None:
+            return hit
+        with self._lock:
+            return self._open_collection(book_id)
+
+    def _open_collection(self, book_id: str):
         if book_id not in self._collections:
             try:
                 # No embedding function passed: Chroma rebuilds the registered one from the stored config.
