@@ -400,7 +400,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     cache_root = Path(args.cache_dir) / fingerprint if args.cache_dir else None
     sources = {sid: MemorySource(ps, retriever.encode, key=sid, cache_dir=cache_root / sid if cache_root else None,
                                  fingerprint=fingerprint) for sid, ps in stories.items()}
-    reader = ExtractiveReader(args.evaluate, settings)
+    reader = ExtractiveReader(args.evaluate, settings, rank_penalty=args.rank_penalty)
     ks = sorted({int(k) for k in args.passages.split(",")})
     rows = []
     t0 = time.time()
@@ -418,20 +418,22 @@ def evaluate(args: argparse.Namespace) -> dict:
 
         gold_spans = reader.read_spans(q["question"], [Candidate(by_id[g], 1.0) for g in gold_ids], top_n=1)
         score("gold", gold_spans[0].text if gold_spans else "")
-        spans = reader.read_spans(q["question"], cands, top_n=200)
+        spans = reader.read_spans(q["question"], cands, top_n=250)
         for k in ks:
             within = [s for s in spans if s.candidate_rank < k]
-            margin = within[0] if within else None
+            margin = max(within, key=lambda s: s.score) if within else None
             raw = max(within, key=lambda s: s.logit) if within else None
-            score(f"top{k}.margin", margin.text if margin else "")
+            combined = within[0] if within else None  # what the reader answers: margin - rank penalty
             score(f"top{k}.raw", raw.text if raw else "")
-            kept = margin.text if margin and margin.score >= args.abstain_threshold else ""
-            score(f"top{k}.margin+abstain", kept)
+            score(f"top{k}.margin", margin.text if margin else "")
+            score(f"top{k}.combined", combined.text if combined else "")
+            kept = next((s.text for s in within if s.score >= args.abstain_threshold), "")
+            score(f"top{k}.combined+abstain", kept)
             row[f"top{k}.abstained"] = float(not kept)
         rows.append(row)
         if dump is not None:  # the best span of each retrieved section, for studying how to combine them
             per_rank = {}
-            for sp in spans:
+            for sp in sorted(spans, key=lambda s: -s.score):
                 per_rank.setdefault(sp.candidate_rank, sp)
             dump.write(json.dumps({
                 "qid": q["qid"], "explicit": bool(q.get("explicit")), "gold_sections": gold_ids,
@@ -505,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--explicit-only", action="store_true", help="only the explicit questions")
     e.add_argument("--limit", type=int, help="only the first N questions")
     e.add_argument("--abstain-threshold", type=float, default=0.0, help="margin under which the reader abstains")
+    e.add_argument("--rank-penalty", type=float, default=1.0, help="margin points a span loses per retrieval rank")
     e.add_argument("--cache-dir", default="var/cache/fairytaleqa", help="section/window embedding cache (shared with eval.fairytaleqa)")
     e.add_argument("--report", type=Path, help="write the summary JSON here")
     e.add_argument("--dump", type=Path, help="write each question's best span per retrieved section (JSONL) here")

@@ -48,6 +48,8 @@ class Settings:
     sentence_min_similarity: float = 0.35  # sentence fallback abstains below this cosine similarity (MiniLM)
     reader_int8: bool = False  # dynamic int8 quantisation of the QA reader's linear layers: faster on CPU, near-equal answers
     reader_passages: int = 3  # of the top_k passages, how many the QA reader reads (each ~35-70 ms of one CPU core)
+    reader_rank_penalty: float = 1.0  # margin points a span loses per retrieval rank: weighs the retriever's order in (FairytaleQA val)
+    reader_early_exit: float | None = 1.0  # answer from the top passage alone when its margin reaches this (None: read all)
     query_threads: int = 1  # torch threads while answering; 1 measured 3-5x less CPU per question than 2 on a busy 2-core machine
 
     # --- conversation --------------------------------------------------------------------------------
