@@ -196,6 +196,15 @@ def parse_seed(seed: Any, random_seed: bool) -> int | None:
 
 
 @dataclass
+class DrawStep:
+    """A sampling step of a picture asked for in the chat, with its preview every PREVIEW_EVERY steps."""
+
+    step: int
+    steps: int
+    preview: Any = None  # a PIL image, or None between previews
+
+
+@dataclass
 class Picture:
     """A picture of this conversation: the PNG, what it was drawn from, and when."""
 
@@ -378,65 +387,98 @@ class VignetteApp:
         return "", history, text
 
     def respond(self, text: str, history: list[dict], stored: Any, upto: float | None):
-        """Stream the Companion's reply into the chat; a drawn picture is added inline."""
+        """Stream the Companion's reply into the chat; a picture asked for in the chat streams its
+        previews into the Illustration panel (and its progress into the chat) and is then added inline.
+        Yields (chat, chapter slider, gallery, picture panel)."""
         stored = stored or {}
         session = web_session(stored.get("session"))
         book_id = self.known_book(stored.get("book"))
         history = list(history or [])
+        keep = gr.update()
         if not (text or "").strip():
-            yield history, gr.update(), gr.update()
+            yield history, keep, keep, keep
             return
         history.append({"role": "assistant", "content": "\u2026"})
-        yield history, gr.update(), gr.update()
+        yield history, keep, keep, keep
         turn = None
+        shown = "\u2026"
         try:
             for item in self._stream(session, book_id, text, upto):
                 if isinstance(item, str):
+                    shown = item
                     history[-1] = {"role": "assistant", "content": item}
-                    yield history, gr.update(), gr.update()
+                    yield history, keep, keep, keep
+                elif isinstance(item, DrawStep):
+                    history[-1] = {"role": "assistant",
+                                   "content": f"{shown}\n\n*Drawing: step {item.step} of {item.steps}\u2026*"}
+                    yield history, keep, keep, item.preview if item.preview is not None else keep
                 else:
                     turn = item
         except VignetteError as err:
             message = err.message + (f"\n\n{err.hint}" if err.hint else "")
             history[-1] = {"role": "assistant", "content": message}
-            yield history, gr.update(), gr.update()
+            yield history, keep, keep, keep
             return
         except Exception as err:  # noqa: BLE001 - said in the chat rather than leaving it hanging
             log.exception("reply failed")
             history[-1] = {"role": "assistant", "content": f"Sorry, something went wrong while answering "
                                                            f"({type(err).__name__}: {err})."}
-            yield history, gr.update(), gr.update()
+            yield history, keep, keep, keep
             return
         if turn is None:
             return
         history[-1] = {"role": "assistant", "content": reply_text(turn.reply, turn.image)}
-        gallery = gr.update()
+        gallery = picture = keep
         if turn.image and Path(turn.image).is_file():
             history.append({"role": "assistant", "content": {"path": self.servable(turn.image)}})
             gallery = self.gallery(session, book_id)
+            picture = self.servable(turn.image)
         n = self.chapters(book_id)
-        yield history, gr.update(value=turn.upto_chapter or n), gallery
+        yield history, gr.update(value=turn.upto_chapter or n), gallery, picture
 
     def _stream(self, session: str, book_id: str, text: str, upto: float | None) -> Iterator[Any]:
-        """companion.stream, holding the drawing lock when the turn asks for a picture."""
+        """companion.stream; a turn that asks for a picture holds the drawing lock, runs in a worker thread
+        and also yields the sampler's :class:`DrawStep` previews as they come."""
         from bot.intents import classify
 
         limit = int(upto) if upto else None
-        if classify(" ".join(text.split())).kind in DRAW_INTENTS:
-            # Stop reaches a picture asked for in the chat too: the sampler checks this event every step.
-            cancel = threading.Event()
-            with self._guard:
-                self._cancels[session] = cancel
+        if classify(" ".join(text.split())).kind not in DRAW_INTENTS:
+            yield from self.c.stream(session, book_id, text, upto_chapter=limit)
+            return
+        # Stop reaches a picture asked for in the chat too: the sampler checks this event every step.
+        cancel = threading.Event()
+        with self._guard:
+            self._cancels[session] = cancel
+        events: queue.Queue = queue.Queue()
+
+        def work() -> None:
             try:
                 with self._drawing:
-                    yield from self.c.stream(session, book_id, text, upto_chapter=limit, cancel=cancel)
-            finally:
-                cancel.set()  # a closed event (Stop, a closed tab) also ends the drawing
-                with self._guard:
-                    if self._cancels.get(session) is cancel:
-                        del self._cancels[session]
-        else:
-            yield from self.c.stream(session, book_id, text, upto_chapter=limit)
+                    for item in self.c.stream(session, book_id, text, upto_chapter=limit, cancel=cancel,
+                                              draw_options={"preview_every": PREVIEW_EVERY},
+                                              progress=lambda info: events.put(("step", info))):
+                        events.put(("item", item))
+                events.put(("end", None))
+            except BaseException as err:  # noqa: BLE001 - re-raised in the handler below
+                events.put(("error", err))
+
+        threading.Thread(target=work, name=f"chat-draw-{session}", daemon=True).start()
+        try:
+            while True:
+                kind, value = events.get()
+                if kind == "step":
+                    yield DrawStep(int(value.get("step", 0)), int(value.get("steps", 0)), value.get("preview"))
+                elif kind == "item":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            cancel.set()  # a closed event (Stop, a closed tab) also ends the drawing
+            with self._guard:
+                if self._cancels.get(session) is cancel:
+                    del self._cancels[session]
 
     # ---- pictures -----------------------------------------------------------------------------------------
     def last_answer(self, session: str, book_id: str) -> Answer | None:
@@ -763,7 +805,7 @@ def build_demo(companion) -> gr.Blocks:
         for trigger in (message.submit, send.click):
             taken = trigger(app.take_message, [message, chat], [message, chat, pending], queue=False,
                             api_visibility="private")
-            chat_events.append(taken.then(app.respond, [pending, chat, stored, upto], [chat, upto, gallery],
+            chat_events.append(taken.then(app.respond, [pending, chat, stored, upto], [chat, upto, gallery, picture],
                                           concurrency_id="chat", concurrency_limit=4,
                                           api_visibility="private", show_progress="hidden"))
         drawing = illustrate.click(app.illustrate_last, [stored, upto] + draw_settings + [chat], drawn,

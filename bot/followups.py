@@ -689,6 +689,8 @@ _THEN_ONLY = re.compile(r"^\s*(?:and\s+)?(?:(?:then\s+)?what\s+(?:happened|happe
                         r"what\s+happened\s+after\s+that)\s*[?.!]*\s*$", re.I)
 _NP_ONLY = re.compile(r"^\s*(?:and|what\s+about|how\s+about|and\s+what\s+about|and\s+how\s+about)\s+"
                       r"(?P<np>[^?]+?)\s*[?.!]*\s*$", re.I)
+_PLACE_THERE = re.compile(r"\bthere\b(?!\s*(?:is|was|were|are|be|been|'s|\u2019s|seems?|seemed|lived|stood)\b)", re.I)
+_EXISTENTIAL_THERE = re.compile(r"\b(?:is|was|were|are|will|would|had|has)\s+there\b|^\s*there\b", re.I)
 _TRAILING_THEN = re.compile(r"\s+(?:then|next|after\s+that|afterwards|after\s+this)\s*(?P<q>[?.!]*)\s*$", re.I)
 
 # "it" that refers to nothing: "is it true that", "what time was it", "how long did it take"
@@ -747,7 +749,12 @@ class OfflineResolver:
         question, pronouns = self.resolve_pronouns(text, history)
         resolved.update(pronouns)
 
-        # 5. a trailing "then" / "next": the time of the previous event
+        # 5. "what else did he find there?": the place the last turn was set in
+        question, place = self.resolve_there(question, history)
+        if place:
+            resolved["there"] = place
+
+        # 6. a trailing "then" / "next": the time of the previous event
         t = _TRAILING_THEN.search(question)
         if t and len(question.split()) <= 12:
             event = self._event(last)
@@ -796,6 +803,33 @@ class OfflineResolver:
         for s, e, rep in sorted(edits, reverse=True):
             text = text[:s] + rep + text[e:]
         return text, resolved
+
+    def resolve_there(self, text: str, history: Sequence[Exchange]) -> tuple[str, str | None]:
+        """Replace a place-"there" ("what did he find there?", "who lived there?") by the place of the last
+        turn: the short answer to a where-question ("in the lantern room"), else the question's own place
+        phrase ("... on Kestrel Point?"). An existential "there" ("was there a dog?") is left alone."""
+        m = _PLACE_THERE.search(text)
+        if not m or text.strip().lower().startswith("where") or _EXISTENTIAL_THERE.search(text):
+            return text, None
+        for ex in list(history)[::-1][:2]:
+            place = self._place_of(ex)
+            if place:
+                return text[:m.start()] + place + text[m.end():], place
+        return text, None
+
+    def _place_of(self, ex: Exchange) -> str | None:
+        if ex.question.strip().lower().startswith("where") and not ex.abstained:
+            answer = ex.answer.strip().rstrip(".!?")
+            first = answer.split()[0].lower() if answer.split() else ""
+            if first in _WHERE_PREPS | {"on", "under", "behind", "beside", "by"} and len(answer.split()) <= 8:
+                return answer[0].lower() + answer[1:]
+        places = []
+        for mention in self.index.mentions(ex.question):
+            before = ex.question[:mention.start].split()
+            prep = before[-1].lower() if before else ""
+            if prep in _WHERE_PREPS | {"on", "under", "behind", "beside"} and mention.kind in ("thing", "unknown"):
+                places.append(f"{prep} {_lower_det(_definite(mention).surface)}")
+        return places[-1] if places else None
 
     def _unbound_pronouns(self, text: str) -> list[tuple[re.Match, str | None]]:
         tokens = list(_WORD_RE.finditer(text))

@@ -243,6 +243,11 @@ class AnswerPipeline:
             reader_name = (f"extractive:{choice.model}" if not fallback
                            else f"sentence:{self.settings.embedding_model}")
             notice = choice.reason
+        threshold: Any = self.settings.abstain_threshold
+        if threshold is None:
+            threshold = "the reader's calibrated margin (0 when it has none)"
+            if self._reader is not None and getattr(self._reader, "_model", None) is not None:
+                threshold = self._reader.abstain_threshold
         reranker = self.settings.reranker
         if self._retriever is not None and getattr(self._retriever, "reranker", None) is None:
             reranker = None
@@ -255,7 +260,7 @@ class AnswerPipeline:
             "encoder": self.settings.embedding_model,
             "retriever": "hybrid: bm25 + dense + sentence windows, reciprocal rank fusion",
             "top_k": self.settings.top_k,
-            "abstain_threshold": self.settings.abstain_threshold,
+            "abstain_threshold": threshold,
         }
 
     # --- asking --------------------------------------------------------------------------------------

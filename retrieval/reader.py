@@ -377,9 +377,10 @@ class ExtractiveReader:
         self._max_length = max_length
         self._stride = stride
         self.max_answer_tokens = max_answer_tokens or (settings.max_answer_tokens if settings else 30)
-        self.abstain_threshold = (
-            abstain_threshold if abstain_threshold is not None else (settings.abstain_threshold if settings else 0.0)
-        )
+        if abstain_threshold is None and settings is not None:
+            abstain_threshold = settings.abstain_threshold
+        self._abstain_threshold: float | None = abstain_threshold  # None: the folder's calibrated threshold
+        self.typed = True  # a number question needs a span with a number, a "what was the name" one a name
         self.notice: str | None = None
         self._tokenizer = None
         self._model = None
@@ -393,6 +394,20 @@ class ExtractiveReader:
         """Load tokenizer and model (idempotent)."""
         if self._model is None:
             self._tokenizer, self._model, self._config = _load_qa_model(self.model_name_or_path, self.int8)
+
+    @property
+    def abstain_threshold(self) -> float:
+        """The margin a span needs for the reader to answer: set explicitly (argument or
+        ``VIGNETTE_ABSTAIN_THRESHOLD``), else the one calibrated for this model and stored in its folder by
+        ``python -m retrieval.train_reader --calibrate``, else 0 (the span beats "not here")."""
+        if self._abstain_threshold is not None:
+            return float(self._abstain_threshold)
+        self.warm_up()
+        return float(self._config.get("abstain_threshold", 0.0))
+
+    @abstain_threshold.setter
+    def abstain_threshold(self, value: float | None) -> None:
+        self._abstain_threshold = value
 
     @property
     def max_length(self) -> int:
@@ -456,6 +471,9 @@ class ExtractiveReader:
                 combined=span.score - self.rank_penalty * rank,
             )
         kept = [s for s in found.values() if min_score is None or s.score >= min_score]
+        kind = expected_answer_type(question) if self.typed else None
+        if kind:  # "how many ...?" answered by a span without a number is no answer (nor a name question's)
+            kept = [s for s in kept if has_answer_type(kind, s.text, question)]
         ranked = sorted(kept, key=lambda s: (-s.combined, s.candidate_rank, s.start))
         return ranked[:top_n]
 

@@ -464,7 +464,154 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------
-# 3. Command line
+# 4. Calibrating the abstain threshold: answerable questions against the same questions with the answer cut
+# --------------------------------------------------------------------------------------------------------
+
+_STOPWORDS = frozenset("a an the and or but of to in on at by for with from as is are was were be been he she it "
+                       "they them his her their him its that this there then so not no".split())
+
+
+def answer_sentences(text: str, answers: list[str], min_cover: float = 0.6) -> list[tuple[int, int]]:
+    """The sentences of ``text`` that state one of ``answers``: those holding at least ``min_cover`` of an
+    answer's content words (SQuAD-normalised, stop words dropped). Empty when no answer is found."""
+    from eval.metrics import normalize_answer
+    from retrieval.text import split_sentences
+
+    wanted = [set(normalize_answer(a).split()) - _STOPWORDS for a in answers]
+    wanted = [w for w in wanted if w]
+    found = []
+    for s, e in split_sentences(text):
+        words = set(normalize_answer(text[s:e]).split())
+        if any(len(w & words) >= min_cover * len(w) for w in wanted):
+            found.append((s, e))
+    return found
+
+
+def without_answer(passage, answers: list[str]):
+    """``passage`` with every sentence that states an answer removed, or None when none does."""
+    import dataclasses
+
+    cut = answer_sentences(passage.text, answers)
+    if not cut:
+        return None
+    parts, last = [], 0
+    for s, e in cut:
+        parts.append(passage.text[last:s])
+        last = e
+    parts.append(passage.text[last:])
+    return dataclasses.replace(passage, text=re.sub(r"[ \t]{2,}", " ", "".join(parts)).strip())
+
+
+def choose_threshold(answerable: list[float], unanswerable: list[float]) -> dict:
+    """The margin threshold that best separates the two lists: the one maximising the mean of the share of
+    answerable questions answered and the share of unanswerable ones abstained on (balanced accuracy),
+    ties broken towards 0. Both lists hold each question's best span margin (-inf: no span at all)."""
+    finite = sorted({m for m in answerable + unanswerable if math.isfinite(m)})
+    # Midpoints between neighbouring margins: the threshold sits as far from both sides as the data allows.
+    candidates = sorted({0.0, *(round((a + b) / 2, 3) for a, b in zip(finite, finite[1:])),
+                         *((round(finite[0] - 1, 3), round(finite[-1] + 1, 3)) if finite else ())})
+    best = None
+    for t in candidates:
+        answered = sum(m >= t for m in answerable) / max(1, len(answerable))
+        abstained = sum(m < t for m in unanswerable) / max(1, len(unanswerable))
+        key = (answered + abstained, -abs(t))
+        if best is None or key > best[0]:
+            best = (key, t, answered, abstained)
+    _, t, answered, abstained = best
+    return {"threshold": t, "answered": answered, "abstained": abstained}
+
+
+def calibrate(args: argparse.Namespace) -> dict:
+    """Choose the reader's abstain threshold on FairytaleQA questions (explicit ones: their answers are in
+    the text) and store it in the reader's folder.
+
+    Answerable: the question against the top ``--passages`` sections retrieved from its story, as the bot
+    reads them. Unanswerable: the same question and sections with every sentence that states the answer
+    cut out - the hard case of a book that talks about the thing asked but never says it ("How old is the
+    captain?"). Each side keeps the best span margin (after the answer-type check); the threshold that
+    best separates them is written as ``abstain_threshold`` into ``DIR/vignette_reader.json``, where
+    :class:`~retrieval.reader.ExtractiveReader` reads it unless VIGNETTE_ABSTAIN_THRESHOLD overrides it.
+    Calibrate on val, never on the data a number is reported on."""
+    import torch
+
+    from eval.fairytaleqa import RETRIEVER_CHOICES, load_questions, load_stories
+    from eval.metrics import max_over_gold, rouge_l
+    from retrieval.hybrid import HybridRetriever, MemorySource
+    from retrieval.reader import ExtractiveReader
+    from vignette.settings import Settings
+
+    torch.set_grad_enabled(False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folder = Path(args.calibrate)
+    if not (folder / "config.json").is_file():
+        raise VignetteError(f"--calibrate: {folder} holds no reader (no config.json).")
+    questions = [q for q in load_questions(args.questions, None) if q.get("explicit") and q.get("answers")]
+    questions = questions[: args.limit] if args.limit else questions
+    stories = load_stories(args.stories, {q["story_id"] for q in questions})
+    settings = Settings.from_env()
+    k = int(args.calibrate_passages or settings.reader_passages)
+    retriever = HybridRetriever(None, settings, retrievers=RETRIEVER_CHOICES[args.retriever])
+    fingerprint = retriever.model_fingerprint()
+    cache_root = Path(args.cache_dir) / fingerprint if args.cache_dir else None
+    sources = {sid: MemorySource(ps, retriever.encode, key=sid, cache_dir=cache_root / sid if cache_root else None,
+                                 fingerprint=fingerprint) for sid, ps in stories.items()}
+    reader = ExtractiveReader(folder, settings, rank_penalty=args.rank_penalty, abstain_threshold=0.0)
+
+    def best(question: str, cands) -> tuple[float, str]:
+        spans = reader.read_spans(question, cands, top_n=250)
+        if not spans:
+            return -math.inf, ""
+        return max(s.score for s in spans), spans[0].text  # margin decides; the best combined span answers
+
+    pos, neg, pos_rouge = [], [], []
+    t0 = time.time()
+    for n, q in enumerate(questions, start=1):
+        cands = retriever.retrieve_from(sources[q["story_id"]], q["question"], top_k=k)
+        margin, text = best(q["question"], cands)
+        pos.append(margin)
+        pos_rouge.append(max_over_gold(rouge_l, text, q["answers"]))
+        cut = [(c, without_answer(c.passage, q["answers"])) for c in cands]
+        if any(p is not None for _, p in cut):
+            from vignette.documents import Candidate
+
+            neg.append(best(q["question"], [Candidate(p if p is not None else c.passage, c.score) for c, p in cut])[0])
+        if n % 50 == 0:
+            print(f"{n}/{len(questions)} questions, {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+    chosen = choose_threshold(pos, neg)
+    t = chosen["threshold"]
+    answered_rouge = [r for m, r in zip(pos, pos_rouge) if m >= t]
+    report = {
+        "abstain_threshold": t,
+        "answerable_answered": round(100 * chosen["answered"], 1),
+        "unanswerable_abstained": round(100 * chosen["abstained"], 1),
+        "at_zero": {"answerable_answered": round(100 * sum(m >= 0 for m in pos) / max(1, len(pos)), 1),
+                    "unanswerable_abstained": round(100 * sum(m < 0 for m in neg) / max(1, len(neg)), 1)},
+        "rouge_l_answered": round(100 * sum(answered_rouge) / max(1, len(answered_rouge)), 1),
+        "answerable": len(pos),
+        "unanswerable": len(neg),
+        "passages": k,
+        "retriever": args.retriever,
+        "questions": str(args.questions),
+        "command": "python -m retrieval.train_reader " + " ".join(sys.argv[1:]),
+    }
+    if not args.no_write:
+        cfg_path = folder / READER_CONFIG
+        config = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+        config["abstain_threshold"] = t
+        config["calibration"] = {key: v for key, v in report.items() if key != "abstain_threshold"}
+        tmp = cfg_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        os.replace(tmp, cfg_path)
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return report
+
+
+# --------------------------------------------------------------------------------------------------------
+# 5. Command line
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -510,6 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--rank-penalty", type=float, default=1.0, help="margin points a span loses per retrieval rank")
     e.add_argument("--cache-dir", default="var/cache/fairytaleqa", help="section/window embedding cache (shared with eval.fairytaleqa)")
     e.add_argument("--report", type=Path, help="write the summary JSON here")
+    e.add_argument("--calibrate", metavar="DIR", help="choose DIR's abstain threshold on --questions (explicit ones, "
+                   "against the same sections with the answer cut out) and store it in DIR/vignette_reader.json")
+    e.add_argument("--calibrate-passages", type=int, default=0,
+                   help="sections read per question when calibrating (0: settings.reader_passages)")
+    e.add_argument("--no-write", action="store_true", help="with --calibrate: report only, leave DIR unchanged")
     e.add_argument("--dump", type=Path, help="write each question's best span per retrieved section (JSONL) here")
     return p
 
@@ -517,10 +669,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.evaluate:
+    if args.evaluate or args.calibrate:
         if not (args.stories and args.questions):
-            parser.error("--evaluate needs --stories and --questions")
-        evaluate(args)
+            parser.error("--evaluate and --calibrate need --stories and --questions")
+        try:
+            calibrate(args) if args.calibrate else evaluate(args)
+        except VignetteError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         return 0
     if not (args.train and args.out):
         parser.error("training needs --train and --out")

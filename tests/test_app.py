@@ -254,8 +254,15 @@ def test_draw_it_in_the_chat_puts_the_picture_inline_and_in_the_gallery(served):
     question = fact("How long did the fishermen of Saltmarrow save")["question"]
     for _ in app.respond(question, [{"role": "user", "content": question}], stored, None):
         pass
-    *_, (chat, _, gallery) = app.respond("draw it", [{"role": "user", "content": "draw it"}], stored, None)
+    updates = [(list(chat), slider, gallery, panel) for chat, slider, gallery, panel
+               in app.respond("draw it", [{"role": "user", "content": "draw it"}], stored, None)]
+    chat, _, gallery, panel = updates[-1]
+    # While it draws, the Illustration panel shows the sampler's previews and the chat says how far it is.
+    previews = [u[3] for u in updates[:-1] if hasattr(u[3], "size")]
+    assert previews and all(p.size == previews[0].size for p in previews)
+    assert any("Drawing: step" in str(u[0][-1]["content"]) for u in updates[:-1])
     picture = chat[-1]["content"]
+    assert panel == picture["path"]
     assert isinstance(picture, dict) and picture["path"].endswith(".png") and Path(picture["path"]).is_file()
     assert "Scene prompt" in chat[-2]["content"] and "Picture: /" not in chat[-2]["content"]
     assert len(gallery) == 1 and "Chapter 1" in gallery[0][1]

@@ -95,7 +95,12 @@ FOLLOW_UPS = [
     ([E("What did Captain Dunmore give Wren?", "a brass compass")], "How many times had it been round the world?",
      "How many times had the brass compass been round the world?"),
     ([E("Who found the green lantern on Kestrel Point?", "Toby")], "What else did he find there?",
-     "What else did Toby find there?"),
+     "What else did Toby find on Kestrel Point?"),
+    # "there": the answer to a where-question, or the place the last question was set in
+    ([E("Where did Wren hide the letter?", "inside Old Hester")], "Who found it there?",
+     "Who found the letter inside Old Hester?"),
+    ([E("What did Toby find on Kestrel Point?", "a black glove")], "who dropped it there?",
+     "Who dropped the black glove on Kestrel Point?"),
     ([E("What did Toby find beside the green lantern on Kestrel Point?", "a single black kid glove")],
      "What was stitched inside it?", "What was stitched inside the single black kid glove?"),
     ([E("Who winds the clock in the clock tower every Saturday?", "Toby")], "Where does he keep the key to the tower?",
@@ -146,6 +151,7 @@ STANDALONE = [
     "What does Wren wear around her neck?", "Who was Silas Crook working for?", "Where is Port Ember?",
     "Why did Toby give Wren his key?", "What did the captain tell the council?",
     "Who kept his promise to the town?", "What is the story about?", "Who is the main character?",
+    "Was there a dog on Gullstone Rock?", "Is there a cellar under the tower?", "There was a storm, wasn't there?",
 ]
 
 

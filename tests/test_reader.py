@@ -3,6 +3,7 @@ comparable across passages, abstaining, and the sentence fallback."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -422,3 +423,107 @@ def test_a_confident_top_passage_is_answered_without_reading_the_rest(tiny_qa_di
         answer = reader.read("Who climbed the tower stairs?", [Candidate(p2, 1.0), Candidate(p1, 0.5)], book=book)
         assert answer.answer == "Wren" and answer.evidence[0].passage_id == "p2"
         assert fake.windows_read == expected_windows  # margin 10 >= 5: the second passage is never read
+
+
+# ------------------------------------------------------------------------------- answer types and abstaining
+def test_a_number_question_is_not_answered_by_a_span_without_a_number(tiny_qa_dir, settings):
+    from transformers import AutoTokenizer
+
+    book = _book()
+    p1 = _passage(book, "The fishing", 1)
+    tok = AutoTokenizer.from_pretrained(str(tiny_qa_dir))
+    reader = ExtractiveReader(tiny_qa_dir, settings, max_answer_tokens=3)  # no span reaches "forty-seven"
+    reader._tokenizer = tok
+    reader._model = _ShiftedQA(target=tok.convert_tokens_to_ids("amos"), shifted=-1)
+    assert reader.read("Who kept the light on Gullstone Rock?", [Candidate(p1, 1.0)], book=book).answer == "Amos"
+    # "How many years ...?" pointed at "Amos": no number in the span, so the book is not said to answer it.
+    answer = reader.read("How many years had Amos kept the light?", [Candidate(p1, 1.0)], book=book)
+    assert answer.abstained and answer.evidence == []
+    reader._model = _ShiftedQA(target=tok.convert_tokens_to_ids("forty"), shifted=-1)
+    answer = reader.read("How many years had Amos kept the light?", [Candidate(p1, 1.0)], book=book)
+    assert not answer.abstained and answer.answer.lower().startswith("forty")
+
+
+def test_the_reader_folder_carries_its_calibrated_threshold(tiny_qa_dir, tmp_path):
+    import shutil
+
+    from retrieval.reader import READER_CONFIG
+    from vignette.settings import Settings
+
+    folder = tmp_path / "calibrated-reader"
+    shutil.copytree(tiny_qa_dir, folder)
+    (folder / READER_CONFIG).write_text(json.dumps({"abstain_threshold": 1e9}))
+    book = _book()
+    cands = [Candidate(_passage(book, "The fishing", 1), 1.0)]
+    unset = Settings.from_env(env={}, data_dir=tmp_path / "d")
+    assert unset.abstain_threshold is None
+    reader = ExtractiveReader(folder, unset, max_length=48, stride=16)
+    assert reader.abstain_threshold == 1e9
+    assert reader.read("Who lit the lamp?", cands, book=book).abstained  # the folder's margin: nothing passes
+    overridden = Settings.from_env(env={"VIGNETTE_ABSTAIN_THRESHOLD": "-1e9"}, data_dir=tmp_path / "d")
+    reader = ExtractiveReader(folder, overridden, max_length=48, stride=16)
+    assert reader.abstain_threshold == -1e9
+    assert not reader.read("Who lit the lamp?", cands, book=book).abstained
+    # A folder without a calibration: the margin must simply beat "not here".
+    assert ExtractiveReader(tiny_qa_dir, unset).abstain_threshold == 0.0
+
+
+def test_cutting_the_answer_sentence_out_of_a_passage():
+    from retrieval.train_reader import answer_sentences, without_answer
+
+    book = _book()
+    p1 = _passage(book, "The fishing", 1)
+    cut = without_answer(p1, ["forty-seven years"])
+    assert cut is not None and "forty-seven" not in cut.text
+    assert cut.text.startswith("The fishing boats came home at dusk.") and "Nobody in Saltmarrow" in cut.text
+    assert cut.passage_id == p1.passage_id and cut.chapter == p1.chapter
+    assert without_answer(p1, ["a purple elephant"]) is None  # the answer is not there: nothing to cut
+    assert len(answer_sentences(p1.text, ["Old Amos", "the lamp"])) == 2
+
+
+def test_choose_threshold_separates_answerable_from_unanswerable():
+    from retrieval.train_reader import choose_threshold
+
+    chosen = choose_threshold([3.0, 2.0, 1.0, 0.5, -1.0], [-2.0, -3.0, 0.2, -5.0, float("-inf")])
+    assert 0.2 < chosen["threshold"] < 0.5  # midway between the closest margins on either side
+    assert chosen["answered"] == pytest.approx(0.8) and chosen["abstained"] == pytest.approx(1.0)
+    # Nothing to separate: the margin must beat "not here", as before calibration.
+    assert choose_threshold([1.0, 2.0], [])["threshold"] < 1.0
+    assert choose_threshold([], [])["threshold"] == 0.0
+
+
+def test_calibrate_writes_the_threshold_into_the_reader_folder(tiny_qa_dir, tmp_path, shared_data, monkeypatch):
+    import shutil
+
+    from retrieval.reader import READER_CONFIG
+    from retrieval.train_reader import main
+
+    root = shared_data / "fairytaleqa"
+    story = next(json.loads(line) for line in (root / "stories.jsonl").read_text().splitlines()
+                 if line.strip() and json.loads(line)["split"] == "val")
+    questions = [json.loads(line) for line in (root / "val.jsonl").read_text().splitlines() if line.strip()]
+    mine = [q for q in questions if q["story_id"] == story["story_id"] and q["explicit"]][:4]
+    (tmp_path / "stories.jsonl").write_text(json.dumps(story) + "\n")
+    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in mine))
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_qa_dir, folder)
+    (folder / READER_CONFIG).write_text(json.dumps({"max_length": 128, "stride": 32, "step": 7}))
+    monkeypatch.setenv("VIGNETTE_DATA_DIR", str(tmp_path / "data"))
+    args = ["--calibrate", str(folder), "--stories", str(tmp_path / "stories.jsonl"), "--questions",
+            str(tmp_path / "questions.jsonl"), "--retriever", "bm25", "--cache-dir", "", "--threads", "1"]
+    assert main(args + ["--no-write", "--report", str(tmp_path / "dry.json")]) == 0
+    assert "abstain_threshold" not in json.loads((folder / READER_CONFIG).read_text())  # --no-write: unchanged
+    assert main(args) == 0
+    config = json.loads((folder / READER_CONFIG).read_text())
+    assert config["step"] == 7 and config["max_length"] == 128  # what was there is kept
+    report = json.loads((tmp_path / "dry.json").read_text())
+    assert config["abstain_threshold"] == report["abstain_threshold"]
+    assert config["calibration"]["answerable"] == len(mine) and 0 < config["calibration"]["unanswerable"] <= len(mine)
+    assert 0.0 <= config["calibration"]["answerable_answered"] <= 100.0
+    # An explicit setting still wins over the calibrated value.
+    monkeypatch.setenv("VIGNETTE_ABSTAIN_THRESHOLD", "2.5")
+    from vignette.settings import Settings
+
+    assert ExtractiveReader(folder, Settings.from_env()).abstain_threshold == 2.5
+    assert main(["--calibrate", str(tmp_path / "nowhere"), "--stories", str(tmp_path / "stories.jsonl"),
+                 "--questions", str(tmp_path / "questions.jsonl")]) == 2  # a clear error, not a traceback

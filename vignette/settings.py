@@ -43,7 +43,7 @@ class Settings:
     # --- reading -------------------------------------------------------------------------------------
     reader: str | None = "deepset/roberta-base-squad2"  # extractive QA model (hub id or path); unavailable -> sentence fallback
     max_answer_tokens: int = 30  # longest span the reader may return
-    abstain_threshold: float = 0.0  # answer only when best span score beats no-answer by this margin
+    abstain_threshold: float | None = None  # answer only when the best span beats no-answer by this margin; None: the reader folder's calibrated value (else 0)
     max_question_chars: int = 1000  # longer questions are refused with a clear message
     sentence_min_similarity: float = 0.35  # sentence fallback abstains below this cosine similarity (MiniLM)
     reader_int8: bool = False  # dynamic int8 quantisation of the QA reader's linear layers: faster on CPU, near-equal answers
