@@ -60,9 +60,11 @@ class Example:
 # --------------------------------------------------------------------------------------------------------
 
 
-def load_squad(path: Path, negatives: float = 0.0, seed: int = 0) -> list[Example]:
+def load_squad(path: Path, negatives: float = 0.0, seed: int = 0, cut_negatives: float = 0.0) -> list[Example]:
     """Read SQuAD-format examples; with ``negatives`` > 0 add that many no-answer examples per question
-    (hard negatives: another section of the same article, see the module docstring)."""
+    (hard negatives: another section of the same article, see the module docstring); with
+    ``cut_negatives`` > 0, that share of questions also gets its own section with the sentences that
+    state the answer cut out (the near miss: the passage talks about the thing but never says it)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     except (OSError, ValueError, KeyError) as err:
@@ -88,12 +90,33 @@ def load_squad(path: Path, negatives: float = 0.0, seed: int = 0) -> list[Exampl
                         continue
                     start = found
                 examples.append(Example(qa["question"], context, start, text, False))
+                if cut_negatives and rng.random() < cut_negatives:
+                    cut = _cut_answer(context, start, text)
+                    if cut is not None:
+                        examples.append(Example(qa["question"], cut, -1, "", True))
                 n_neg = int(negatives) + (1 if rng.random() < negatives - int(negatives) else 0)
                 if n_neg:
                     others = _hard_negatives(qa["question"], text, paragraphs, p_index, df, len(paragraphs))
                     for other in others[:n_neg]:
                         examples.append(Example(qa["question"], paragraphs[other], -1, "", True))
     return examples
+
+
+def _cut_answer(context: str, start: int, text: str) -> str | None:
+    """``context`` without the sentence holding the answer at ``start`` and any other sentence stating it;
+    None when the answer would still be there (or nothing would be left)."""
+    from retrieval.text import split_sentences
+
+    end = start + len(text)
+    drop = {(s, e) for s, e in split_sentences(context) if s < end and e > start}
+    drop |= set(answer_sentences(context, [text]))
+    if not drop:
+        return None
+    kept = [context[s:e] for s, e in split_sentences(context) if (s, e) not in drop]
+    cut = " ".join(kept).strip()
+    if len(cut.split()) < 20 or text.lower().strip() in cut.lower():
+        return None
+    return cut
 
 
 def _words(text: str) -> list[str]:
@@ -239,7 +262,7 @@ def train(args: argparse.Namespace) -> dict:
         if not state_path.is_file():
             raise VignetteError(f"--resume: no checkpoint in {out} (expected {STATE_FILE}).")
         state = torch.load(state_path, map_location="cpu", weights_only=False)
-        for key in ("train", "seed", "batch_size", "max_length", "stride", "negatives", "base"):
+        for key in ("train", "seed", "batch_size", "max_length", "stride", "negatives", "cut_negatives", "base"):
             if str(state["args"].get(key)) != str(getattr(args, key)):
                 print(f"warning: --{key.replace('_', '-')} differs from the checkpoint's "
                       f"({getattr(args, key)} vs {state['args'].get(key)}); using the new value", file=sys.stderr)
@@ -250,7 +273,8 @@ def train(args: argparse.Namespace) -> dict:
 
     # 2. Data: windows with targets, a seeded order per epoch.
     t0 = time.time()
-    examples = load_squad(Path(args.train), negatives=args.negatives, seed=args.seed)
+    examples = load_squad(Path(args.train), negatives=args.negatives, seed=args.seed,
+                          cut_negatives=args.cut_negatives)
     features = featurize(tokenizer, examples, args.max_length, args.stride)
     n_neg = sum(e.negative for e in examples)
     print(f"{len(examples)} examples ({n_neg} no-answer) -> {len(features)} windows "
@@ -343,6 +367,7 @@ def save(model, tokenizer, optimizer, step: int, total: int, steps_per_epoch: in
         "base": args.base,
         "train": str(args.train),
         "negatives": args.negatives,
+        "cut_negatives": args.cut_negatives,
         "seed": args.seed,
         "step": step,
         "total_steps": total,
@@ -525,10 +550,10 @@ def calibrate(args: argparse.Namespace) -> dict:
     """Choose the reader's abstain threshold on FairytaleQA questions (explicit ones: their answers are in
     the text) and store it in the reader's folder.
 
-    Answerable: the question against the top ``--passages`` sections retrieved from its story, as the bot
-    reads them. Unanswerable: the same question and sections with every sentence that states the answer
-    cut out - the hard case of a book that talks about the thing asked but never says it ("How old is the
-    captain?"). Each side keeps the best span margin (after the answer-type check); the threshold that
+    Answerable: the question against the top ``--calibrate-passages`` sections retrieved from its story, as
+    the bot reads them, when one of them states the answer. Unanswerable: the same question and sections
+    with every sentence that states the answer cut out - the hard case of a book that talks about the thing
+    asked but never says it ("How old is the captain?"). Each side keeps the best span margin (after the answer-type check); the threshold that
     best separates them is written as ``abstain_threshold`` into ``DIR/vignette_reader.json``, where
     :class:`~retrieval.reader.ExtractiveReader` reads it unless VIGNETTE_ABSTAIN_THRESHOLD overrides it.
     Calibrate on val, never on the data a number is reported on."""
@@ -564,18 +589,21 @@ def calibrate(args: argparse.Namespace) -> dict:
             return -math.inf, ""
         return max(s.score for s in spans), spans[0].text  # margin decides; the best combined span answers
 
+    from vignette.documents import Candidate
+
     pos, neg, pos_rouge = [], [], []
+    not_found = 0
     t0 = time.time()
     for n, q in enumerate(questions, start=1):
         cands = retriever.retrieve_from(sources[q["story_id"]], q["question"], top_k=k)
+        cut = [(c, without_answer(c.passage, q["answers"])) for c in cands]
+        if all(p is None for _, p in cut):
+            not_found += 1  # the answer is not in what was retrieved: abstaining there is right, not a miss
+            continue
         margin, text = best(q["question"], cands)
         pos.append(margin)
         pos_rouge.append(max_over_gold(rouge_l, text, q["answers"]))
-        cut = [(c, without_answer(c.passage, q["answers"])) for c in cands]
-        if any(p is not None for _, p in cut):
-            from vignette.documents import Candidate
-
-            neg.append(best(q["question"], [Candidate(p if p is not None else c.passage, c.score) for c, p in cut])[0])
+        neg.append(best(q["question"], [Candidate(p if p is not None else c.passage, c.score) for c, p in cut])[0])
         if n % 50 == 0:
             print(f"{n}/{len(questions)} questions, {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     chosen = choose_threshold(pos, neg)
@@ -590,6 +618,7 @@ def calibrate(args: argparse.Namespace) -> dict:
         "rouge_l_answered": round(100 * sum(answered_rouge) / max(1, len(answered_rouge)), 1),
         "answerable": len(pos),
         "unanswerable": len(neg),
+        "answer_not_retrieved": not_found,
         "passages": k,
         "retriever": args.retriever,
         "questions": str(args.questions),
@@ -635,6 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", type=float, nargs="?", const=1.0, default=0.0,
                    help="no-answer examples per question (another section of the same story, target [CLS]); "
                    "bare --negatives means 1")
+    p.add_argument("--cut-negatives", type=float, default=0.0,
+                   help="share of questions that also get their own section with the answer's sentences cut "
+                   "out, target [CLS] (teaches the near miss the bot must abstain on)")
     p.add_argument("--stop-after", type=int, default=0,
                    help="end this run after N more steps, checkpointed, without changing the schedule "
                    "(continue later with --resume): for sharing a busy machine")

@@ -518,7 +518,8 @@ def test_calibrate_writes_the_threshold_into_the_reader_folder(tiny_qa_dir, tmp_
     assert config["step"] == 7 and config["max_length"] == 128  # what was there is kept
     report = json.loads((tmp_path / "dry.json").read_text())
     assert config["abstain_threshold"] == report["abstain_threshold"]
-    assert config["calibration"]["answerable"] == len(mine) and 0 < config["calibration"]["unanswerable"] <= len(mine)
+    cal = config["calibration"]
+    assert cal["answerable"] == cal["unanswerable"] and cal["answerable"] + cal["answer_not_retrieved"] == len(mine)
     assert 0.0 <= config["calibration"]["answerable_answered"] <= 100.0
     # An explicit setting still wins over the calibrated value.
     monkeypatch.setenv("VIGNETTE_ABSTAIN_THRESHOLD", "2.5")
@@ -527,3 +528,24 @@ def test_calibrate_writes_the_threshold_into_the_reader_folder(tiny_qa_dir, tmp_
     assert ExtractiveReader(folder, Settings.from_env()).abstain_threshold == 2.5
     assert main(["--calibrate", str(tmp_path / "nowhere"), "--stories", str(tmp_path / "stories.jsonl"),
                  "--questions", str(tmp_path / "questions.jsonl")]) == 2  # a clear error, not a traceback
+
+
+def test_cut_negatives_are_the_own_section_without_the_answer(tmp_path):
+    from retrieval.train_reader import load_squad
+
+    context = ("The storm came in from the west on the last night of October. Old Amos kept the light on "
+               "Gullstone Rock for forty-seven years. The lamp burned oil from the barrels in the cellar, and "
+               "every evening he climbed the stairs to trim the wicks. Wren brought him bread on Sundays.")
+    question = "How long did Amos keep the light?"
+    qa = {"id": "q", "question": question, "answers": [{"text": "forty-seven years",
+                                                        "answer_start": context.index("forty-seven years")}]}
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": context, "qas": [qa]}]}]}))
+    plain = load_squad(path)
+    assert [e.negative for e in plain] == [False]
+    with_cut = load_squad(path, cut_negatives=1.0)
+    assert [e.negative for e in with_cut] == [False, True]
+    cut = with_cut[1]
+    assert cut.question == question and cut.answer_start == -1
+    assert "forty-seven" not in cut.context and "Gullstone Rock" not in cut.context
+    assert cut.context.startswith("The storm came in from the west") and cut.context.endswith("on Sundays.")
