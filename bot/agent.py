@@ -514,6 +514,27 @@ class ConversationMemory:
     def delete(self, thread_id: str) -> None:
         self.saver.delete_thread(thread_id)
 
+    def prune(self, thread_id: str, keep: int = 2) -> int:
+        """Drop all but the newest ``keep`` checkpoints of a conversation (and their pending writes).
+
+        LangGraph writes a checkpoint after every node of every turn, each holding the whole state, so a
+        long conversation would otherwise grow the file by several copies of its history per turn. The
+        newest checkpoint is all a conversation needs to continue. Returns the checkpoints removed."""
+        with self.saver.lock:
+            newest = [r[0] for r in self.conn.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
+                "ORDER BY checkpoint_id DESC LIMIT ?", (thread_id, max(1, keep)))]
+            if not newest:
+                return 0
+            marks = ",".join("?" * len(newest))
+            removed = self.conn.execute(
+                f"DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id NOT IN ({marks})",
+                (thread_id, *newest)).rowcount
+            self.conn.execute(f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id NOT IN ({marks})",
+                              (thread_id, *newest))
+            self.conn.commit()
+        return removed
+
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()

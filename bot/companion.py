@@ -287,6 +287,7 @@ class Companion:
                         shown = partial
                         yield partial
             values = dict(self.graph.get_state(self._config(tid)).values)
+            self.memory.prune(tid)  # the newest checkpoint holds the whole conversation
             turn = self._turn(session, book_id, values)
             if turn.reply != shown:
                 yield turn.reply

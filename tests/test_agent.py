@@ -87,6 +87,14 @@ def test_memory_survives_a_restart_and_conversations_stay_apart(library):
     assert [h["user"] for h in restarted.history("bob", "sample")] == ["and his sister?"]
     assert len(restarted.history("ann", "sample")) == 3
 
+    # the memory file keeps the newest checkpoints of a conversation only, however long it grows
+    tid = "ann@sample"
+    count = lambda: restarted.memory.conn.execute(  # noqa: E731
+        "SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", (tid,)).fetchone()[0]
+    assert 1 <= count() <= 2
+    restarted.reply("ann", "sample", "hello")
+    assert 1 <= count() <= 2 and len(restarted.history("ann", "sample")) == 4
+
 
 def test_spoiler_limit_persists_and_applies_to_later_questions(library):
     companion, pipeline = make_companion(library)
