@@ -1096,7 +1096,11 @@ def _after_locative(text: str, m: Mention) -> bool:
     """"in the lantern room", "at the market": a place the question is set in (but "written on the bottle" is
     about the bottle)."""
     before = text[:m.start].split()
-    return bool(before) and before[-1].lower() in _WHERE_PREPS and text[m.start:m.end] == m.surface
+    if not before or text[m.start:m.end] != m.surface:
+        return False
+    prep = before[-1].lower()
+    # "on Kestrel Point" is a place too (a named one); "written on the bottle" stays about the bottle
+    return prep in _WHERE_PREPS or (prep == "on" and m.surface.split()[-1][:1].isupper())
 
 
 def _definite(m: Mention) -> Mention:

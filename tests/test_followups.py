@@ -101,6 +101,9 @@ FOLLOW_UPS = [
      "Who found the letter inside Old Hester?"),
     ([E("What did Toby find on Kestrel Point?", "a black glove")], "who dropped it there?",
      "Who dropped the black glove on Kestrel Point?"),
+    # a named place the last question was set on is where, not what: "it" is the thing found there
+    ([E("What else did Toby find on Kestrel Point?", "a single black kid glove")], "What was stitched inside it?",
+     "What was stitched inside the single black kid glove?"),
     ([E("What did Toby find beside the green lantern on Kestrel Point?", "a single black kid glove")],
      "What was stitched inside it?", "What was stitched inside the single black kid glove?"),
     ([E("Who winds the clock in the clock tower every Saturday?", "Toby")], "Where does he keep the key to the tower?",
