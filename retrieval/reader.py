@@ -21,8 +21,10 @@ The per-window constant cancels, so scores from different windows and passages c
 ``score > 0`` means the model prefers that span to "the answer is not here". A reader trained with
 no-answer windows (SQuAD 2.0 models; ``python -m retrieval.train_reader --negatives``) gives this margin a
 meaning. Spans are then ranked by ``score - rank_penalty x retrieval rank`` (settings.reader_rank_penalty),
-so the retriever's order counts as a prior, and the bot abstains when no span's margin reaches
-``settings.abstain_threshold``. Measured on FairytaleQA val (explicit questions, a MiniLM reader trained
+so the retriever's order counts as a prior, and the bot abstains when no span's margin reaches the
+abstain threshold: ``settings.abstain_threshold`` when set, else the one calibrated for the model and stored
+in its folder (``python -m retrieval.train_reader --calibrate``). A question asking for a number or a name
+is only answered by a span that holds one (:func:`expected_answer_type`). Measured on FairytaleQA val (explicit questions, a MiniLM reader trained
 here): reading the top 3 sections by raw logits scored below reading the top 1 early in training; by
 margin it scores above, and the rank penalty adds to that (``python -m retrieval.train_reader --evaluate``).
 

@@ -11,6 +11,11 @@ The default encoder is the packaged all-MiniLM-L6-v2 (``BertForQuestionAnswering
   with the question and not containing the answer - with target ``[CLS]``. The model learns to say "not
   here", and its span scores relative to that no-answer score become comparable across sections, which
   is what lets the reader read several retrieved passages at once.
+* **Near misses** (``--cut-negatives``): the question's *own* section with the sentences that state the
+  answer cut out, target ``[CLS]`` - the passage talks about the thing asked but never says it, the case
+  where a reader is most tempted to answer anyway.
+* **Calibration** (``--calibrate DIR``): the abstain threshold that best separates answerable questions
+  from the same questions with the answer cut out, stored in ``DIR`` for the reader to use.
 * **CPU-friendly**: bf16 autocast (a 32 x 256-token step measured 2.5x faster than fp32 on 2 cores),
   batches grouped by length so little is padding, a tqdm bar, and a plain log line every ``--log-every``.
 * **Resumable and seeded**: every ``--save-every`` steps the model is saved with ``save_pretrained`` (so
