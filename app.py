@@ -43,7 +43,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from vignette import offline
 
@@ -193,6 +193,34 @@ def parse_seed(seed: Any, random_seed: bool) -> int | None:
 
 
 # --- a picture's record on disk --------------------------------------------------------------------------
+
+
+def _in_worker(name: str, produce: Callable[[Callable[[tuple[str, Any]], None]], None],
+               cancel: threading.Event) -> Iterator[tuple[str, Any]]:
+    """Run ``produce(put)`` in a daemon thread and yield the (kind, value) events it puts, as they come;
+    if it raises, ("error", exception) is the last event. Closing the generator (Stop, a closed tab) sets
+    ``cancel``, which the sampler checks every step."""
+    events: queue.Queue = queue.Queue()
+    end = ("end", None)
+
+    def work() -> None:
+        try:
+            produce(events.put)
+            events.put(end)
+        except BaseException as err:  # noqa: BLE001 - handed on as the last event
+            events.put(("error", err))
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    try:
+        while True:
+            event = events.get()
+            if event is end:
+                return
+            yield event
+            if event[0] == "error":
+                return
+    finally:
+        cancel.set()
 
 
 @dataclass
@@ -449,31 +477,22 @@ class VignetteApp:
         cancel = threading.Event()
         with self._guard:
             self._cancels[session] = cancel
-        events: queue.Queue = queue.Queue()
 
-        def work() -> None:
-            try:
-                with self._drawing:
-                    for item in self.c.stream(session, book_id, text, upto_chapter=limit, cancel=cancel,
-                                              draw_options={"preview_every": PREVIEW_EVERY},
-                                              progress=lambda info: events.put(("step", info))):
-                        events.put(("item", item))
-                events.put(("end", None))
-            except BaseException as err:  # noqa: BLE001 - re-raised in the handler below
-                events.put(("error", err))
+        def produce(put: Callable[[tuple[str, Any]], None]) -> None:
+            with self._drawing:
+                for item in self.c.stream(session, book_id, text, upto_chapter=limit, cancel=cancel,
+                                          draw_options={"preview_every": PREVIEW_EVERY},
+                                          progress=lambda info: put(("step", info))):
+                    put(("item", item))
 
-        threading.Thread(target=work, name=f"chat-draw-{session}", daemon=True).start()
         try:
-            while True:
-                kind, value = events.get()
+            for kind, value in _in_worker(f"chat-draw-{session}", produce, cancel):
                 if kind == "step":
                     yield DrawStep(int(value.get("step", 0)), int(value.get("steps", 0)), value.get("preview"))
                 elif kind == "item":
                     yield value
                 elif kind == "error":
                     raise value
-                else:
-                    return
         finally:
             cancel.set()  # a closed event (Stop, a closed tab) also ends the drawing
             with self._guard:
@@ -603,32 +622,21 @@ class VignetteApp:
                        self.gallery(session, book_id), picture.seed)
 
     def _run_draw(self, session, book_id, prompt, options, cancel) -> Iterator[tuple[str, Any]]:
-        events: queue.Queue = queue.Queue()
+        """Draw in a worker thread: ("step", info) events, then ("done", picture) or ("error", err)."""
         folder = self.session_folder(session, book_id)
 
-        def work() -> None:
-            try:
-                with self._drawing:
-                    if cancel.is_set():
-                        from illustration.sampler import Cancelled
+        def produce(put: Callable[[tuple[str, Any]], None]) -> None:
+            with self._drawing:
+                if cancel.is_set():
+                    from illustration.sampler import Cancelled
 
-                        raise Cancelled(0, options.steps)
-                    out = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.png"
-                    result = self.c.illustrator.draw(prompt, options, cancel=cancel, out=out, book_id=book_id,
-                                                     callback=lambda info: events.put(("step", info)))
-                events.put(("done", result))
-            except BaseException as err:  # noqa: BLE001 - handed to the event, which reports it
-                events.put(("error", err))
+                    raise Cancelled(0, options.steps)
+                out = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.png"
+                result = self.c.illustrator.draw(prompt, options, cancel=cancel, out=out, book_id=book_id,
+                                                 callback=lambda info: put(("step", info)))
+            put(("done", result))
 
-        threading.Thread(target=work, name=f"draw-{session}", daemon=True).start()
-        try:
-            while True:
-                kind, value = events.get()
-                yield kind, value
-                if kind != "step":
-                    return
-        finally:
-            cancel.set()  # a closed event (Stop, a closed tab) stops the sampler within a step
+        return _in_worker(f"draw-{session}", produce, cancel)
 
     def forget(self, stored: Any):
         """The chat's clear button: forget this conversation and its pictures (memory and files)."""

@@ -485,11 +485,11 @@ class ExtractiveReader:
         # The top passage alone first: when its answer is confident enough that no later passage could
         # outrank it in practice, the others are not read (comparable scores make this safe; on
         # FairytaleQA val it changed no answer's score and skipped the extra reading for about half).
-        spans = self.read_spans(question, candidates[:1], top_n=30, min_score=self.abstain_threshold)
+        threshold = self.abstain_threshold
+        spans = self.read_spans(question, candidates[:1], top_n=30, min_score=threshold)
         confident = self.early_exit is not None and spans and spans[0].score >= self.early_exit
         if len(candidates) > 1 and not confident:
-            spans += self.read_spans(question, candidates[1:], top_n=30, min_score=self.abstain_threshold,
-                                     rank_offset=1)
+            spans += self.read_spans(question, candidates[1:], top_n=30, min_score=threshold, rank_offset=1)
             spans.sort(key=lambda s: (-s.combined, s.candidate_rank, s.start))
         if not spans:
             return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name, notice=self.notice)
@@ -500,7 +500,7 @@ class ExtractiveReader:
         for span in spans[1:]:
             if len(evidence) >= 3:
                 break
-            if span.score >= self.abstain_threshold and _norm(span.text) == wanted and all(
+            if span.score >= threshold and _norm(span.text) == wanted and all(
                 e.passage_id != span.passage.passage_id for e in evidence
             ):
                 evidence.append(_evidence(span.passage, span.start, span.end, span.score, book))
