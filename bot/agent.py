@@ -90,6 +90,7 @@ def answer_to_state(answer: Answer) -> dict[str, Any]:
         "evidence": [e.to_dict() if hasattr(e, "to_dict") else asdict(e) for e in answer.evidence],
         "reader": answer.reader,
         "notice": answer.notice,
+        "why": answer.why,
     }
 
 
@@ -101,6 +102,7 @@ def answer_from_state(data: dict[str, Any]) -> Answer:
         evidence=[Evidence(**{k: e[k] for k in Evidence.__dataclass_fields__ if k in e}) for e in data.get("evidence") or []],
         reader=data.get("reader", ""),
         notice=data.get("notice"),
+        why=data.get("why"),
     )
 
 
@@ -136,6 +138,10 @@ def format_answer(answer: dict[str, Any], upto_chapter: int | None) -> str:
         if upto_chapter:
             lines[0] = (f"The book doesn't say, as far as I can find in chapters 1\u2013{upto_chapter} "
                         f"(your spoiler limit: it may come later).")
+        if answer.get("why"):
+            lines[0] = f"The book doesn't say: {answer['why'][0].lower()}{answer['why'][1:]}"
+            if upto_chapter:
+                lines[0] += " (your spoiler limit: it may come later)"
         if evidence:
             top = evidence[0]
             lines.append(f"The closest passage I found, in {chapter_label(top)}: {_quote(top.get('quote', ''))}")

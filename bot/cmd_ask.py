@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(data, ensure_ascii=False))
         return 0
     if answer.abstained:
-        print("The book doesn't say.")
+        print("The book doesn't say." + (f" {answer.why}" if answer.why else ""))
     else:
         print(answer.answer)
         for ev in answer.evidence[:1]:

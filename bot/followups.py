@@ -141,6 +141,13 @@ soldier soldiers merchant lawyer judge priest vicar farmer farmers thief thieves
 inspector witness owner owners guest guests host hostess monster creature""".split()
 ROLE_GENDER: dict[str, str | None] = {**{w: "f" for w in _F_ROLES}, **{w: "m" for w in _M_ROLES},
                                       **{w: None for w in _N_ROLES}}
+_KIN_WORDS = ("brother", "sister", "father", "mother", "son", "daughter", "wife", "husband", "uncle", "aunt",
+              "cousin", "grandfather", "grandmother", "nephew", "niece")
+_KIN_ADJ = r"(?:(?:little|elder|older|younger|big|baby|dear|late|own|twin)\s+)?"
+_KIN_NAMED = re.compile(r"\b(?:her|his|their|[A-Z][a-z]+['\u2019]s)\s+" + _KIN_ADJ + r"(?P<role>" + "|".join(_KIN_WORDS)
+                        + r"),?\s+(?P<name>[A-Z][a-z]+)\b")
+_KIN_OWNED = re.compile(r"(?P<owner>(?:[A-Z][\w\-]+\s)*[A-Z][\w\-]+['\u2019]s)\s+" + _KIN_ADJ + r"(?P<role>"
+                        + "|".join(_KIN_WORDS) + r")\b(?!,?\s+[A-Z])")
 _IRREGULAR_PLURAL_ROLES = {"women", "men", "children", "people", "gentlemen", "ladies", "wives", "fishermen",
                            "fishwives", "townspeople", "villagers", "twins", "crew", "family", "thieves"}
 
@@ -325,6 +332,7 @@ class CharacterIndex:
     lexicon: frozenset[str] = frozenset()  # lower-case words of the book
     places: frozenset[str] = frozenset()  # name words mostly found after "in/at/on/to/from": places, not people
     nounish: frozenset[str] = frozenset()  # lower-case words the book puts right after a determiner
+    kin: dict[str, Counter] = field(default_factory=dict)  # "brother" -> Counter of names: "her brother Toby"
 
     # ---- building -------------------------------------------------------------------------------------
     @classmethod
@@ -364,10 +372,40 @@ class CharacterIndex:
             and w.lower() not in HONORIFICS and lower[w.lower()] <= 0.2 * cap_all[w]
         }
         places = {w for w in name_words if located[w] >= max(2, 0.3 * cap_all[w])}
+        kin: dict[str, Counter] = {}
+        for m in _KIN_NAMED.finditer(text):
+            if m.group("name") in name_words:
+                kin.setdefault(m.group("role").lower(), Counter())[m.group("name")] += 1
         index = cls(name_words=name_words, lexicon=frozenset(lower), places=frozenset(places),
-                    nounish=frozenset(nounish))
+                    nounish=frozenset(nounish), kin=kin)
         index._vote(tokenised)
         return index
+
+    def relative(self, owner: str, role: str) -> str | None:
+        """The name the book gives ``owner``'s ``role`` ("Wren Tolley", "brother" -> "Toby"), from phrases
+        such as "her brother Toby"; None when the book names no one, or several about as often."""
+        names = self.kin.get(role.lower())
+        if not names:
+            return None
+        mine = {_strip_possessive(w)[0] for w in owner.split()}
+        ranked = sorted(((c, n) for n, c in names.items() if n not in mine), reverse=True)
+        if not ranked or (len(ranked) > 1 and ranked[0][0] < 2 * ranked[1][0]):
+            return None
+        return ranked[0][1]
+
+    def name_relatives(self, question: str) -> tuple[str, dict[str, str]]:
+        """ "How old is Wren Tolley's brother?" -> "How old is Wren Tolley's brother Toby?" when the book
+        names him: retrieval then finds the passages about Toby, which rarely say "Wren's brother"."""
+        resolved: dict[str, str] = {}
+
+        def add(m: re.Match) -> str:
+            name = self.relative(m.group("owner"), m.group("role"))
+            if name is None or name in question:
+                return m.group(0)
+            resolved[m.group(0)] = f"{m.group(0)} {name}"
+            return f"{m.group(0)} {name}"
+
+        return _KIN_OWNED.sub(add, question), resolved
 
     def _vote(self, tokenised: list[list[str]]) -> None:
         """Gender votes: the pronoun a name's own clause or the next sentence uses for it.
@@ -580,6 +618,9 @@ class CharacterIndex:
         # 4. things: "the letter", "a brass spyglass", "Toby's key"
         for m in re.finditer(r"\b(the|a|an|this|that|[A-Z][A-Za-z]+['\u2019]s)\s+((?:[a-z][a-z\-]*\s+){0,3}[a-z][a-z\-]*)",
                              text):
+            owner = m.group(1)
+            if owner[-2:-1] in ("'", "\u2019") and (owner[:-2].lower() in FUNCTION_WORDS or owner[:-2].lower() in PRONOUNS):
+                continue  # "That's right", "It's gone": a contraction of "is", not an owner
             words = []
             for w in m.group(2).split():
                 if w in FUNCTION_WORDS or w in AUX or w in _PAST_TO_BASE or (
@@ -741,8 +782,10 @@ class OfflineResolver:
         if m and not self._is_clause(m.group("np")):
             np_text, np_resolved = self.resolve_pronouns(m.group("np"), history)
             question = self._substitute(last, np_text)
+            question, kin = self.index.name_relatives(question)
             resolved.update(np_resolved)
             resolved[text] = question
+            resolved.update(kin)
             return Rewrite(question, True, self.method, resolved)
 
         # 4. pronouns without an antecedent in the question
@@ -764,6 +807,8 @@ class OfflineResolver:
                 resolved[t.group(0).strip(" ?.!")] = f"after {event}"
         if not resolved:
             return Rewrite(original, False, "standalone")
+        question, kin = self.index.name_relatives(question)  # only where the resolver wrote an owner in
+        resolved.update(kin)
         return Rewrite(_finish_question(question), True, self.method, resolved)
 
     def needs_context(self, text: str) -> bool:
@@ -868,8 +913,8 @@ class OfflineResolver:
                 return True
             if family == "pl" and m.kind == "plural":
                 return True
-            if family == "n" and m.kind == "thing":
-                return True
+            if family == "n" and (m.kind == "thing" or (m.kind == "unknown" and m.gender is None)):
+                return True  # "the Cheshire Cat ... when it vanished": a named creature of no stated sex
         if family == "pl" and sum(1 for m in before if m.kind == "person") >= 2:
             return True
         return False

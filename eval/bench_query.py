@@ -27,7 +27,7 @@ from pathlib import Path
 from vignette.errors import VignetteError
 from vignette.settings import Settings
 
-STAGES = ("retrieve", "rerank", "read")
+STAGES = ("check", "retrieve", "rerank", "read")
 _WH = ("Who", "What", "Why", "Where", "When", "How")
 
 

@@ -248,6 +248,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     followups = []
     unanswerable = answerable = 0
     abstained_ok = answered_ok = 0
+    all_answerable = all_answered = 0  # every turn the book answers, whatever the standalone path did
     turns = passed_turns = 0
     for conv in results:
         for t in conv.get("turns", []):
@@ -264,6 +265,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
                                   "understood_as": t["question"], "standalone": alone["question"],
                                   "followup_correct": t["correct"], "standalone_correct": alone["correct"],
                                   "as_good": bool(t["correct"]) or not alone["correct"]})
+            if expect.get("abstains") is False:
+                all_answerable += 1
+                all_answered += t["abstained"] is False
             if expect.get("abstains") is True:
                 unanswerable += 1
                 abstained_ok += bool(t["abstained"])
@@ -290,6 +294,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         "abstain_on_unanswerable": {"abstained": abstained_ok, "total": unanswerable, "rate": rate(abstained_ok, unanswerable)},
         "answer_on_answerable": {"answered": answered_ok, "total": answerable, "rate": rate(answered_ok, answerable),
                                  "note": "answerable turns whose standalone form the bot answers"},
+        "answer_on_all_answerable": {"answered": all_answered, "total": all_answerable,
+                                     "rate": rate(all_answered, all_answerable),
+                                     "note": "every turn the book answers, including those the standalone path abstains on"},
     }
     summary["targets"] = {
         "followups_as_good (>= 0.9)": _meets(summary["followups"]["as_good_as_standalone"], TARGETS["followups_as_good"]),
@@ -331,6 +338,8 @@ def markdown(results: list[dict[str, Any]], summary: dict[str, Any], meta: dict[
     b = summary["answer_on_answerable"]
     out.append(f"| answered answerable turns (that the standalone path answers) | {b['rate']} "
                f"({b['answered']}/{b['total']}) | \u2265 0.9 |")
+    c = summary["answer_on_all_answerable"]
+    out.append(f"| answered answerable turns (all of them) | {c['rate']} ({c['answered']}/{c['total']}) | |")
     out.append(f"| turns with every check passed | {summary['turns_all_checks_passed']} ({summary['turns']} turns) | |")
     out += ["", "### Pass rate per kind of expectation", "", "| expectation | passed | total | rate |",
             "| --- | --- | --- | --- |"]

@@ -39,16 +39,19 @@ from vignette.documents import Passage  # noqa: E402
 from vignette.errors import VignetteError  # noqa: E402
 from vignette.settings import Settings  # noqa: E402
 
-RETRIEVER_CHOICES = {
-    "bm25": ("bm25",),
-    "dense": ("dense",),
-    "window": ("window",),
-    "hybrid": ("bm25", "dense", "window"),
-    "bm25+window": ("bm25", "window"),
-    "bm25+dense": ("bm25", "dense"),
-}
+HYBRID = ("bm25", "dense", "window", "sentence")
+
+
+def parse_retrievers(text: str) -> tuple[str, ...]:
+    """"hybrid" (all four) or retriever names joined by "+", e.g. "bm25+window"."""
+    names = HYBRID if text == "hybrid" else tuple(n.strip() for n in text.split("+") if n.strip())
+    unknown = [n for n in names if n not in HYBRID]
+    if unknown or not names:
+        raise VignetteError(f"Unknown retriever {text!r}: use 'hybrid' or names from {', '.join(HYBRID)} joined by '+'.")
+    return names
 RETRIEVAL_KEYS = ["r@1", "r@3", "r@5", "mrr"]
 READER_KEYS = ["f1", "rouge_l", "abstain_rate"]
+GROUNDING_KEYS = ["unmentioned_rate"]
 
 
 def load_stories(path: Path, story_ids: set[str] | None = None) -> dict[str, list[Passage]]:
@@ -98,15 +101,15 @@ def evaluate(args, settings: Settings) -> dict:
     missing = {q["story_id"] for q in questions} - set(stories)
     if missing:
         raise VignetteError(f"{len(missing)} stories of the questions are not in {args.stories}: {sorted(missing)[:3]}")
-    if args.retriever not in RETRIEVER_CHOICES:
-        raise VignetteError(f"Unknown retriever {args.retriever!r}; choose from {sorted(RETRIEVER_CHOICES)}.")
+    views = parse_retrievers(args.retriever)
 
     # 2. The product's retriever over in-memory stories.
-    overrides = {"reranker": str(args.rerank) if args.rerank else None, "candidates": args.candidates}
+    overrides = {"reranker": str(args.rerank) if args.rerank else None, "candidates": args.candidates,
+                 "fusion": args.fusion}
     if args.embedding_model:
         overrides["embedding_model"] = str(args.embedding_model)
     settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None or k == "reranker"})
-    retriever = HybridRetriever(None, settings, retrievers=RETRIEVER_CHOICES[args.retriever],
+    retriever = HybridRetriever(None, settings, retrievers=views,
                                 weights=parse_weights(args.weights), rerank_depth=args.rerank_depth,
                                 rerank_mode=args.rerank_mode)
     fingerprint = retriever.model_fingerprint()
@@ -126,10 +129,18 @@ def evaluate(args, settings: Settings) -> dict:
         if getattr(reader, "notice", None):
             print(f"note: {reader.notice}", file=sys.stderr)
 
+    vocabularies = {}
+    if args.grounding is not None:
+        from retrieval.grounding import BookVocabulary
+
+        for key, source in sources.items():
+            vocabularies[key] = BookVocabulary(source.passages, retriever.encode, cache_dir=source.cache_dir,
+                                               fingerprint=fingerprint)
+
     # 3. Every question (encoded ahead in batches: same vectors, a fraction of the CPU time).
     rows, began = [], time.time()
     texts = [q["question"] for q in questions]
-    vectors = retriever.encode(texts) if {"dense", "window"} & set(retriever.retrievers) else [None] * len(texts)
+    vectors = retriever.encode(texts) if {"dense", "window", "sentence"} & set(retriever.retrievers) else [None] * len(texts)
     if retriever.reranker is not None:
         retriever.reranker.prepare_questions(texts)
     top_k = max(5, args.reader_passages)
@@ -143,8 +154,14 @@ def evaluate(args, settings: Settings) -> dict:
             row = {"qid": q["qid"], "explicit": "explicit" if q.get("explicit") else "implicit",
                    "r@1": recall_at_k(ranked, gold, 1), "r@3": recall_at_k(ranked, gold, 3),
                    "r@5": recall_at_k(ranked, gold, 5), "mrr": reciprocal_rank(ranked, gold)}
+            missing = []
+            if vocabularies:  # the product's check: does the story mention what the question asks about?
+                missing = vocabularies["*" if args.pooled else q["story_id"]].unmentioned(q["question"], None, args.grounding)
+                row.update(unmentioned_rate=float(bool(missing)), unmentioned=[m.word for m in missing])
             if reader is not None:
                 answer = reader.read(q["question"], candidates[: args.reader_passages])
+                if missing:
+                    answer.answer, answer.abstained = "", True
                 golds = list(q.get("answers") or [])
                 row.update(answer=answer.answer, abstain_rate=float(answer.abstained),
                            f1=max_over_gold(token_f1, answer.answer, golds),
@@ -155,15 +172,16 @@ def evaluate(args, settings: Settings) -> dict:
                 print(f"{n}/{len(questions)} questions, {time.time() - began:.0f} s", file=sys.stderr)
 
     # 4. Aggregate and write.
-    keys = RETRIEVAL_KEYS + (READER_KEYS if reader is not None else [])
+    keys = RETRIEVAL_KEYS + (READER_KEYS if reader is not None else []) + (GROUNDING_KEYS if vocabularies else [])
     metrics = aggregate(rows, keys, group_key="explicit")
     metrics["config"] = {
         "stories": str(args.stories), "questions": str(args.questions), "limit": args.limit,
         "index": "pooled" if args.pooled else "per story", "retriever": args.retriever,
+        "retrievers": list(retriever.retrievers), "fusion": retriever.fusion,
         "embedding_model": settings.embedding_model, "rerank": str(args.rerank) if args.rerank else None,
         "rerank_mode": args.rerank_mode if args.rerank else None, "rerank_depth": args.rerank_depth if args.rerank else None,
-        "weights": retriever.weights, "rrf_k": settings.rrf_k, "candidates": settings.candidates,
-        "reader": getattr(reader, "name", None), "reader_passages": args.reader_passages if reader else None,
+        "weights": retriever.weights, "rrf_k": settings.rrf_k if retriever.fusion == "rrf" else None, "candidates": settings.candidates,
+        "reader": getattr(reader, "name", None), "grounding_threshold": args.grounding, "reader_passages": args.reader_passages if reader else None,
         "seconds": round(time.time() - began, 1), "command": "python -m eval.fairytaleqa " + " ".join(sys.argv[1:]),
     }
     return metrics
@@ -174,17 +192,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--questions", type=Path, required=True, help="FairytaleQA questions (val.jsonl)")
     parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, rankings.jsonl")
     parser.add_argument("--pooled", action="store_true", help="all stories in one index (default: one per story)")
-    parser.add_argument("--retriever", default="hybrid", choices=sorted(RETRIEVER_CHOICES),
-                        help="bm25, dense (whole sections), window (best 3-sentence window), hybrid (RRF of all three), "
-                        "or two of them fused")
+    parser.add_argument("--retriever", default="hybrid",
+                        help="hybrid (all four fused), or bm25, dense (whole sections), window (best 3-sentence window), "
+                        "sentence (best sentence), alone or joined by '+' (e.g. bm25+window)")
+    parser.add_argument("--fusion", choices=["score", "rrf"],
+                        help="score: weighted sum of z-scored scores; rrf: reciprocal rank fusion (default: settings.fusion)")
     parser.add_argument("--rerank", type=Path, help="a trained poly-encoder folder (python -m retrieval.train_poly)")
     parser.add_argument("--rerank-mode", default="fuse", choices=["fuse", "replace"],
-                        help="fuse: the poly-encoder's rank joins the RRF; replace: its order alone")
-    parser.add_argument("--rerank-depth", type=int, default=20, help="fused candidates the poly-encoder re-orders")
+                        help="fuse: the poly-encoder joins the fusion; replace: its order alone over the fused top N")
+    parser.add_argument("--rerank-depth", type=int, default=20, help="N: fused candidates the poly-encoder re-orders "
+                        "(RRF, or replace; score fusion scores the whole pool)")
     parser.add_argument("--reader", help="QA model folder or hub id ('sentence' for the sentence fallback)")
     parser.add_argument("--reader-passages", type=int, default=Settings.top_k, help="top passages the reader reads")
+    parser.add_argument("--grounding", type=float, nargs="?", const=0.7, default=None, metavar="THRESHOLD",
+                        help="apply the product's unmentioned-word check (retrieval/grounding.py; default threshold "
+                        "0.7): the share of questions it would abstain on is 'unmentioned_rate'")
     parser.add_argument("--embedding-model", help="bi-encoder (default: VIGNETTE_EMBEDDING_MODEL or all-MiniLM-L6-v2)")
-    parser.add_argument("--weights", help="RRF weights, e.g. bm25=1,dense=0.5,window=1,poly=2 (default: retrieval.hybrid.DEFAULT_WEIGHTS; "
+    parser.add_argument("--weights", help="fusion weights, e.g. bm25=1,dense=0.5,window=1,poly=2 (default: retrieval.hybrid.SCORE_WEIGHTS or RRF_WEIGHTS; "
                         "a retriever not named weighs 1)")
     parser.add_argument("--candidates", type=int, help="passages each retriever proposes (default: settings.candidates)")
     parser.add_argument("--rank-depth", type=int, default=10, help="ranks kept per question in rankings.jsonl")
@@ -208,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     groups = {k: v for k, v in metrics.items() if k != "config"}
-    keys = RETRIEVAL_KEYS + READER_KEYS
+    keys = RETRIEVAL_KEYS + READER_KEYS + GROUNDING_KEYS
     table = markdown_table(groups, keys)
     (args.out / "metrics.md").write_text(
         f"# FairytaleQA: {metrics['config']['retriever']}"

@@ -198,6 +198,7 @@ class AnswerPipeline:
         self.settings = settings
         self._retriever = retriever
         self._reader = reader
+        self._vocabularies: dict[str, tuple[tuple, Any]] = {}
         self.last_timings: dict[str, float] = {}
 
     # --- parts, built on first use -------------------------------------------------------------------
@@ -218,6 +219,19 @@ class AnswerPipeline:
             cache_dir = self.store.book_dir if self.store is not None else None
             self._reader = load_reader(self.settings, encoder=encoder, cache_dir=cache_dir)
         return self._reader
+
+    def vocabulary(self, book_id: str) -> Any:
+        """The book's :class:`~retrieval.grounding.BookVocabulary` (rebuilt when the book changes)."""
+        from retrieval.grounding import BookVocabulary
+
+        passages = self.store.passages(book_id)
+        key = (len(passages), passages[0].passage_id if passages else "", passages[-1].passage_id if passages else "")
+        hit = self._vocabularies.get(book_id)
+        if hit is None or hit[0] != key:
+            vocab = BookVocabulary(passages, self.store.encode, cache_dir=self.store.book_dir(book_id),
+                                   fingerprint=self.settings.embedding_model)
+            self._vocabularies[book_id] = hit = (key, vocab)
+        return hit[1]
 
     def warm_up(self) -> None:
         """Build the retriever and load the reader now rather than on the first question."""
@@ -258,7 +272,8 @@ class AnswerPipeline:
             "configured_reader": self.settings.reader,
             "reranker": reranker,
             "encoder": self.settings.embedding_model,
-            "retriever": "hybrid: bm25 + dense + sentence windows, reciprocal rank fusion",
+            "retriever": "hybrid: bm25 + dense + sentence windows + sentences, "
+                         + ("reciprocal rank fusion" if self.settings.fusion == "rrf" else "weighted z-score fusion"),
             "top_k": self.settings.top_k,
             "abstain_threshold": threshold,
         }
@@ -278,7 +293,21 @@ class AnswerPipeline:
             return self._answer(book, book_id, question, limit, top_k)
 
     def _answer(self, book: Book, book_id: str, question: str, limit: int | None, top_k: int) -> Answer:
-        # 2. Retrieve (and re-rank): the spoiler limit is applied inside the retriever.
+        # 2. Does the book (up to the limit) mention what the question asks about? If not, no passage
+        # can answer it, however close the best one looks (retrieval/grounding.py).
+        t = time.perf_counter()
+        if self.settings.grounding_threshold is not None and self.store is not None:
+            from retrieval.grounding import explain
+
+            missing = self.vocabulary(book_id).unmentioned(question, limit, self.settings.grounding_threshold)
+            if missing:
+                self.last_timings = {"check": (time.perf_counter() - t) * 1000.0, "retrieve": 0.0, "rerank": 0.0,
+                                     "read": 0.0}
+                return Answer(question=question, answer="", abstained=True, evidence=[], reader="grounding",
+                              why=explain(missing, limit))
+        check_ms = (time.perf_counter() - t) * 1000.0
+
+        # 3. Retrieve (and re-rank): the spoiler limit is applied inside the retriever.
         retriever = self.retriever
         timed = None
         if getattr(retriever, "reranker", None) is not None:
@@ -291,7 +320,7 @@ class AnswerPipeline:
         t1 = time.perf_counter()
         rerank_s = timed.seconds if timed is not None else 0.0
 
-        # 3. Read: the QA reader reads the best `reader_passages` (its cost grows with each); the sentence
+        # 4. Read: the QA reader reads the best `reader_passages` (its cost grows with each); the sentence
         # fallback's sentence vectors are cached per book, so it looks at all of them.
         reader = self.reader
         if str(getattr(reader, "name", "")).startswith("extractive:"):
@@ -299,6 +328,7 @@ class AnswerPipeline:
         answer = reader.read(question, candidates, book)
         t2 = time.perf_counter()
         self.last_timings = {
+            "check": check_ms,
             "retrieve": (t1 - t0 - rerank_s) * 1000.0,
             "rerank": rerank_s * 1000.0,
             "read": (t2 - t1) * 1000.0,

@@ -759,10 +759,12 @@ _NUMBER_QUESTION = re.compile(
 )
 # "Who ...?" is not here: its answer is often a relation or a role ("my father", "the keeper").
 _NAME_QUESTION = re.compile(
-    r"\b(?:what|which)\s+(?:was|is|were|are)\s+(?:the\s+|their\s+|his\s+|her\s+)?names?\b"
+    r"\b(?:what|which)\s+(?:was|is|were|are)\s+(?:[\w'\u2019]+\s+){0,3}names?\b"
     r"|\bwhat\s+(?:was|is)\s+.{1,40}\s+(?:called|named)\b",
     re.IGNORECASE,
 )
+_INTERJECTIONS = frozenset("oh ah o aye yes no nay well alas hush hullo hello goodbye please thanks dear sir madam ma'am "
+                           "come look listen why now indeed".split())
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+")
 
 
@@ -780,12 +782,14 @@ def has_answer_type(kind: str, sentence: str, question: str) -> bool:
     tokens = _TOKEN.findall(sentence)
     if kind == "number":
         return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)
-    asked = {w.lower() for w in _TOKEN.findall(question)}
+    asked = {re.sub(r"['\u2019]s?$", "", w.lower()) for w in _TOKEN.findall(question)}  # "Alice's" asks about Alice
     for tok in tokens:
         low = tok.lower()
         if not tok[0].isupper() or low in _STOP or low.split("'")[0] in _STOP or low.split("\u2019")[0] in _STOP:
             continue  # lower-case, or a capitalised function word opening a sentence ("The", "She", "I'm")
-        if low not in asked and re.sub(r"['\u2019]s$", "", low) not in asked:
+        if low in _INTERJECTIONS:
+            continue  # "Oh, I've had such a curious dream!": speech, not a name
+        if re.sub(r"['\u2019]s?$", "", low) not in asked:
             return True
     return False
 

@@ -409,7 +409,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     ``abstain`` rows count an abstained answer as empty (ROUGE 0) at ``--abstain-threshold``."""
     import torch
 
-    from eval.fairytaleqa import RETRIEVER_CHOICES, load_questions, load_stories
+    from eval.fairytaleqa import load_questions, load_stories, parse_retrievers
     from eval.metrics import max_over_gold, rouge_l, token_f1
     from retrieval.hybrid import HybridRetriever, MemorySource
     from retrieval.reader import ExtractiveReader
@@ -425,7 +425,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     questions = questions[: args.limit] if args.limit else questions
     stories = load_stories(args.stories, {q["story_id"] for q in questions})
     settings = Settings.from_env()
-    retriever = HybridRetriever(None, settings, retrievers=RETRIEVER_CHOICES[args.retriever])
+    retriever = HybridRetriever(None, settings, retrievers=parse_retrievers(args.retriever))
     fingerprint = retriever.model_fingerprint()
     cache_root = Path(args.cache_dir) / fingerprint if args.cache_dir else None
     sources = {sid: MemorySource(ps, retriever.encode, key=sid, cache_dir=cache_root / sid if cache_root else None,
@@ -483,7 +483,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         if subset:
             summary[name] = {k: round(100 * sum(r[k] for r in subset) / len(subset), 2) for k in keys}
             summary[name]["n"] = len(subset)
-    summary["config"] = {"reader": str(args.evaluate), "retriever": args.retriever, "questions": str(args.questions),
+    summary["config"] = {"reader": str(args.evaluate), "retriever": args.retriever, "fusion": retriever.fusion,
+                         "embedding_model": settings.embedding_model, "reranker": settings.reranker,
+                         "questions": str(args.questions),
                          "abstain_threshold": args.abstain_threshold, "limit": args.limit,
                          "command": "python -m retrieval.train_reader " + " ".join(sys.argv[1:])}
     if args.report:
@@ -564,7 +566,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     Calibrate on val, never on the data a number is reported on."""
     import torch
 
-    from eval.fairytaleqa import RETRIEVER_CHOICES, load_questions, load_stories
+    from eval.fairytaleqa import load_questions, load_stories, parse_retrievers
     from eval.metrics import max_over_gold, rouge_l
     from retrieval.hybrid import HybridRetriever, MemorySource
     from retrieval.reader import ExtractiveReader
@@ -581,7 +583,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     stories = load_stories(args.stories, {q["story_id"] for q in questions})
     settings = Settings.from_env()
     k = int(args.calibrate_passages or settings.reader_passages)
-    retriever = HybridRetriever(None, settings, retrievers=RETRIEVER_CHOICES[args.retriever])
+    retriever = HybridRetriever(None, settings, retrievers=parse_retrievers(args.retriever))
     fingerprint = retriever.model_fingerprint()
     cache_root = Path(args.cache_dir) / fingerprint if args.cache_dir else None
     sources = {sid: MemorySource(ps, retriever.encode, key=sid, cache_dir=cache_root / sid if cache_root else None,
@@ -686,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "to end over the top retrieved sections (margin vs raw span scores)")
     e.add_argument("--stories", type=Path, help="FairytaleQA stories.jsonl")
     e.add_argument("--questions", type=Path, help="FairytaleQA questions, e.g. val.jsonl")
-    e.add_argument("--retriever", default="hybrid", choices=["bm25", "dense", "window", "hybrid"])
+    e.add_argument("--retriever", default="hybrid", help="hybrid, or retriever names joined by '+' (as eval.fairytaleqa)")
     e.add_argument("--passages", default="1,3,5", help="numbers of top sections to read, e.g. 1,3,5")
     e.add_argument("--explicit-only", action="store_true", help="only the explicit questions")
     e.add_argument("--limit", type=int, help="only the first N questions")

@@ -76,8 +76,8 @@ def test_memory_survives_a_restart_and_conversations_stay_apart(library):
     # a restart: a new Companion over the same data dir carries on where the conversation was
     restarted = Companion(library)
     follow = restarted.reply("ann", "sample", "and his sister?")
-    assert follow.rewritten and follow.question == "How old is Toby's sister?"
-    assert follow.reply.startswith("(I read this as: \u201cHow old is Toby's sister?\u201d)")
+    assert follow.rewritten and follow.question == "How old is Toby's sister Wren?"
+    assert follow.reply.startswith("(I read this as: \u201cHow old is Toby's sister Wren?\u201d)")
     assert [h["user"] for h in restarted.history("ann", "sample")] == [
         "How many steps does the lighthouse have?", "How old is Toby?", "and his sister?"]
 
@@ -156,7 +156,7 @@ def test_stream_yields_the_reply_as_it_grows_then_the_turn(library):
     items = list(companion.stream("gus", "sample", "and his sister?"))
     texts = [i for i in items if isinstance(i, str)]
     assert isinstance(items[-1], Turn)
-    assert texts[0] == "(I read this as: \u201cHow old is Toby's sister?\u201d)"  # before retrieval runs
+    assert texts[0] == "(I read this as: \u201cHow old is Toby's sister Wren?\u201d)"  # before retrieval runs
     assert texts[-1] == items[-1].reply and len(texts) >= 2
 
 

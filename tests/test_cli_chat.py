@@ -33,7 +33,7 @@ def library(settings):
 
 def test_json_prints_one_object_per_turn(library):
     code, out = run_chat(library, ["--book", "sample", "--session", "cli-1", "--json"],
-                         ["hello", "How old is Toby?", "and his sister?", "", "draw it"])
+                         ["hello", "How old is Toby?", "and his sister?", "", "draw Toby climbing the clock tower"])
     assert code == 0
     turns = [json.loads(line) for line in out.splitlines()]
     assert [t["intent"] for t in turns] == ["smalltalk", "ask", "ask", "empty", "illustrate"]
@@ -42,7 +42,7 @@ def test_json_prints_one_object_per_turn(library):
     assert turns[0]["question"] is None and turns[0]["evidence"] == []
     assert turns[1]["question"] == "How old is Toby?" and not turns[1]["rewritten"]
     assert turns[1]["evidence"] and {"quote", "chapter", "chapter_title"} <= set(turns[1]["evidence"][0])
-    assert turns[2]["question"] == "How old is Toby's sister?" and turns[2]["rewritten"]
+    assert turns[2]["question"] == "How old is Toby's sister Wren?" and turns[2]["rewritten"]
     assert turns[3]["error"] and "didn't catch" in turns[3]["reply"]
     assert turns[4]["image"] is None  # default image models are not on this machine: the prompt instead
     assert "No picture was drawn" in turns[4]["reply"]
@@ -82,4 +82,4 @@ def test_the_real_command_remembers_across_runs(library, cli_env):
                             env=cli_env, timeout=300)
     assert second.returncode == 0, second.stderr
     turn = json.loads(second.stdout.splitlines()[-1])
-    assert turn["question"] == "How old is Toby's sister?" and turn["rewritten"]
+    assert turn["question"] == "How old is Toby's sister Wren?" and turn["rewritten"]

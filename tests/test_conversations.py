@@ -80,11 +80,13 @@ def test_runner_scores_a_conversation_and_writes_the_report(settings, tmp_path, 
     assert summary["skipped"][0]["reason"].startswith("the book 'no/such/novel.txt' is not ingested")
     turns = report["conversations"][0]["turns"]
     assert [t["intent"] for t in turns] == ["smalltalk", "ask", "ask", "ask"]
-    assert turns[2]["question"] == "How old is Toby's sister?" and turns[2]["standalone"]["rerun"]
+    assert turns[2]["question"] == "How old is Toby's sister Wren?" and turns[2]["standalone"]["rerun"]
     assert turns[2]["standalone"]["question"] == "How old is Wren?"
     assert summary["standalone_unchanged"] == {"passed": 2, "total": 2, "rate": 1.0}
     assert summary["followups"]["count"] == 1
     assert summary["abstain_on_unanswerable"]["total"] == 1
+    answerable = [t for t in turns if t["expect"].get("abstains") is False]
+    assert summary["answer_on_all_answerable"]["total"] == len(answerable)
     assert set(summary["pass_rate_by_expectation"]) >= {"intent", "answer_contains_any", "cites_chapter",
                                                          "question_contains", "abstains", "unchanged"}
     assert summary["pass_rate_by_expectation"]["question_contains"]["rate"] == 1.0
@@ -93,7 +95,7 @@ def test_runner_scores_a_conversation_and_writes_the_report(settings, tmp_path, 
     with sqlite3.connect(settings.memory_path) as conn:  # the evaluation leaves no conversations behind
         assert conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert "| 3 | and his sister? | ask | How old is Toby's sister? |" in md
+    assert "| 3 | and his sister? | ask | How old is Toby's sister Wren? |" in md
     assert "Follow-ups and their standalone forms" in md and "**Skipped**" in md
 
 
@@ -111,3 +113,8 @@ def test_scoring_rules():
     results = [{"file": "f.yaml", "turns": [{"n": 1, "user": "x", "question": "x", "abstained": True, "correct": True,
                                             "checks": [], "expect": {"abstains": True}}]}]
     assert summarise(results)["abstain_on_unanswerable"]["rate"] == 1.0
+    results[0]["turns"].append({"n": 2, "user": "y", "question": "y", "abstained": True, "correct": False,
+                                "checks": [], "expect": {"abstains": False}})
+    assert summarise(results)["answer_on_all_answerable"] == {
+        "answered": 0, "total": 1, "rate": 0.0,
+        "note": "every turn the book answers, including those the standalone path abstains on"}

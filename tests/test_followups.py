@@ -90,7 +90,9 @@ FOLLOW_UPS = [
     ([E("Where did Wren hide the letter?", "inside Old Hester")], "what did she do then?",
      "What did Wren do after she hid the letter?"),
     ([E("Where did Wren hide the letter?", "inside Old Hester")], "where?", "Where did Wren hide the letter?"),
-    ([E("How old is Toby?", "sixteen")], "and his sister?", "How old is Toby's sister?"),
+    # the book says "her brother Toby" and "his little sister Wren": the relative is named for retrieval
+    ([E("How old is Toby?", "sixteen")], "and his sister?", "How old is Toby's sister Wren?"),
+    ([E("How old is Wren Tolley?", "twelve")], "and her brother?", "How old is Wren Tolley's brother Toby?"),
     ([E("Who is Toby's sister?", "Wren")], "how old is she?", "How old is Wren?"),
     ([E("What did Captain Dunmore give Wren?", "a brass compass")], "How many times had it been round the world?",
      "How many times had the brass compass been round the world?"),
@@ -167,6 +169,32 @@ def test_standalone_questions_are_left_exactly_as_they_are(resolver, text):
     assert not rewrite.rewritten, rewrite
     assert rewrite.question == text
     assert not resolver.needs_context(text)
+
+
+def test_relatives_are_named_only_when_the_book_is_clear():
+    text = ("Ann Lark lived by the mill. Ann Lark sang. Ann Lark laughed. \"Come,\" said her brother Tom. Tom ran. "
+            "Tom hid. Ann walked with her sister Bea. Later her sister Cat came. Bea and Cat sang. Bea slept. Cat woke.")
+    index = CharacterIndex.from_text(text)
+    assert index.relative("Ann Lark's", "brother") == "Tom"
+    assert index.relative("Ann", "sister") is None  # Bea and Cat, once each: ambiguous
+    assert index.relative("Tom", "brother") is None  # nobody is Tom's own brother
+    resolver = OfflineResolver(index)
+    assert resolver.rewrite("and her brother?", [E("How old is Ann Lark?", "nine")]).question == \
+        "How old is Ann Lark's brother Tom?"
+    assert resolver.rewrite("and her sister?", [E("How old is Ann Lark?", "nine")]).question == \
+        "How old is Ann Lark's sister?"
+
+
+def test_a_creature_named_in_the_question_binds_it_and_contractions_are_not_things():
+    text = ("Alice met the Cheshire Cat. The Cheshire Cat grinned. The Cheshire Cat vanished. Alice sighed. "
+            "Alice said she would go. The Queen shouted. The Queen was angry and she shouted.")
+    resolver = OfflineResolver(CharacterIndex.from_text(text))
+    history = [E("What did the Queen shout when she was angry?", "\u201cThat\u2019s right!\u201d shouted the Queen.",
+                 "\u201cThat\u2019s right!\u201d shouted the Queen.")]
+    question = "What did the Cheshire Cat leave behind when it vanished?"
+    rewrite = resolver.rewrite(question, history)
+    assert (rewrite.question, rewrite.rewritten) == (question, False)
+    assert [m.surface for m in resolver.index.mentions(history[0].answer)] == ["the Queen"]
 
 
 def test_nothing_is_rewritten_without_a_conversation(resolver):

@@ -1,6 +1,6 @@
-"""Hybrid retrieval: RRF arithmetic on hand-made rankings, sentence windows, and on the real sample novel
-(ingested into a real BookStore in a temp dir with the packaged MiniLM) the spoiler limit, the window
-cache and that the right chapter comes first."""
+"""Hybrid retrieval: score fusion and RRF arithmetic on hand-made scores and rankings, sentence windows,
+and on the real sample novel (ingested into a real BookStore in a temp dir with the packaged MiniLM) the
+spoiler limit, the window cache and that the right chapter comes first."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from retrieval.hybrid import (
     StoreSource,
     best_window_scores,
     reciprocal_rank_fusion,
+    score_fusion,
     sentence_windows,
 )
 from vignette.documents import Passage
@@ -52,6 +53,31 @@ def test_rrf_ties_break_by_best_rank_then_first_seen():
     assert fused[0][0] == "s"  # 1/63 + 1/61 beats a single 1/61
 
 
+def test_score_fusion_sums_weighted_z_scores():
+    scores = {"bm25": {"a": 9.0, "b": 1.0, "c": 1.0}, "dense": {"a": 0.50, "b": 0.80, "c": 0.20}}
+    fused = dict(score_fusion(scores, ["a", "b", "c"]))
+    z_bm25 = (np.array([9.0, 1.0, 1.0]) - 11 / 3) / np.std([9.0, 1.0, 1.0])
+    z_dense = (np.array([0.5, 0.8, 0.2]) - 0.5) / np.std([0.5, 0.8, 0.2])
+    assert [fused[x] for x in "abc"] == pytest.approx(list(z_bm25 + z_dense))
+    # Scale does not matter, only how far ahead a passage is: BM25 x 100 changes nothing.
+    scaled = {"bm25": {k: 100 * v for k, v in scores["bm25"].items()}, "dense": scores["dense"]}
+    assert dict(score_fusion(scaled, ["a", "b", "c"])) == pytest.approx(fused)
+    # "a" is far ahead in BM25 (z 1.41) while "b" leads dense by less (z 1.22 vs a's 0): "a" wins;
+    # weigh dense x3 and "b" does.
+    assert score_fusion(scores, ["a", "b", "c"])[0][0] == "a"
+    assert score_fusion(scores, ["a", "b", "c"], weights={"dense": 3.0})[0][0] == "b"
+
+
+def test_score_fusion_floors_unscored_ids_and_ignores_flat_views():
+    scores = {"bm25": {"a": 3.0, "b": 1.0}, "flat": {"a": 0.5, "b": 0.5, "c": 0.5}}
+    fused = score_fusion(scores, ["a", "b", "c"], floors={"bm25": 0.0})
+    assert [pid for pid, _ in fused] == ["a", "b", "c"]  # c: no BM25 word in common -> 0, below b
+    default_floor = dict(score_fusion(scores, ["a", "b", "c"]))  # c gets b's 1.0: tied with b
+    assert default_floor["b"] == pytest.approx(default_floor["c"])
+    assert dict(score_fusion({"flat": scores["flat"]}, ["a", "b", "c"])) == {"a": 0.0, "b": 0.0, "c": 0.0}
+    assert score_fusion({}, []) == []
+
+
 def test_best_window_score_is_the_max_per_passage():
     scores = np.array([0.1, 0.9, 0.3, 0.5, 0.2], dtype=np.float32)
     owners = np.array([0, 0, 1, 1, 3])
@@ -69,25 +95,67 @@ def test_sentence_windows_overlap_by_all_but_one_sentence():
     assert [short[s:e] for s, e in sentence_windows(short, 3)] == [short]
 
 
-def test_memory_source_fuses_all_three_retrievers(settings, minilm_path):
-    passages = [
-        Passage(f"s#{i}", "s", 1 + i // 2, f"Chapter {1 + i // 2}", 0, len(t), t)
-        for i, t in enumerate([
-            "The miller had three sons. The eldest was strong, the second was clever. The youngest was kind.",
-            "A fox lived in the wood beyond the mill. It stole a hen every night. Nobody could catch it.",
-            "One winter the river froze. The mill wheel stopped turning. The family grew hungry.",
-            "The youngest son set a trap of honey by the henhouse. In the morning the fox was caught. "
-            "He let it go when it promised to leave the hens alone.",
-        ])
-    ]
-    retriever = HybridRetriever(None, settings)
+MILL = [
+    "The miller had three sons. The eldest was strong, the second was clever. The youngest was kind.",
+    "A fox lived in the wood beyond the mill. It stole a hen every night. Nobody could catch it.",
+    "One winter the river froze. The mill wheel stopped turning. The family grew hungry.",
+    "The youngest son set a trap of honey by the henhouse. In the morning the fox was caught. "
+    "He let it go when it promised to leave the hens alone.",
+]
+
+
+@pytest.mark.parametrize("fusion", ["score", "rrf"])
+def test_memory_source_fuses_all_retrievers(settings, minilm_path, fusion):
+    passages = [Passage(f"s#{i}", "s", 1 + i // 2, f"Chapter {1 + i // 2}", 0, len(t), t) for i, t in enumerate(MILL)]
+    retriever = HybridRetriever(None, settings.replace(fusion=fusion))
+    assert set(retriever.retrievers) == ({"bm25", "dense", "window", "sentence"} if fusion == "score"
+                                         else {"bm25", "dense", "window"})  # weight 0: not run
     source = MemorySource(passages, retriever.encode, key="mill")
     candidates = retriever.retrieve_from(source, "How did the youngest son catch the fox?", top_k=4)
     assert candidates[0].passage.passage_id == "s#3"
-    assert {"bm25", "dense", "window", "rrf"} <= set(candidates[0].scores)
+    assert set(retriever.retrievers) | {"fused"} <= set(candidates[0].scores)
     assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
     limited = retriever.retrieve_from(source, "How did the youngest son catch the fox?", top_k=4, max_chapter=1)
     assert {c.passage.passage_id for c in limited} == {"s#0", "s#1"}
+
+
+class _FavouriteReranker:
+    """A stand-in poly-encoder that scores one passage far above the rest and records what it saw."""
+
+    def __init__(self, favourite):
+        self.favourite, self.seen = favourite, []
+
+    def candidate_vectors(self, ids, texts, cache_dir):
+        return {pid: i for i, pid in enumerate(ids)}, None
+
+    def rerank_scores(self, question, candidate_ids, index, vectors):
+        self.seen.append(list(candidate_ids))
+        return {pid: (10.0 if pid == self.favourite else 0.0) for pid in candidate_ids}
+
+
+@pytest.mark.parametrize("fusion", ["score", "rrf"])
+def test_the_poly_encoder_joins_the_fusion_within_the_spoiler_limit(settings, minilm_path, fusion):
+    passages = [Passage(f"s#{i}", "s", 1 + i // 2, f"Chapter {1 + i // 2}", 0, len(t), t) for i, t in enumerate(MILL)]
+    question = "How did the youngest son catch the fox?"
+    plain = HybridRetriever(None, settings.replace(fusion=fusion))
+    source = MemorySource(passages, plain.encode, key="mill")
+    before = [c.passage.passage_id for c in plain.retrieve_from(source, question, top_k=4)]
+    assert before[0] == "s#3" and before[-1] != "s#3"
+    favourite = before[-1]
+    reranker = _FavouriteReranker(favourite)
+    boosted = HybridRetriever(None, settings.replace(fusion=fusion), reranker=reranker,
+                              weights={"poly": 500.0})  # RRF: ranks, so only a huge weight outvotes four retrievers
+    after = boosted.retrieve_from(source, question, top_k=4)
+    assert after[0].passage.passage_id == favourite and "poly" in after[0].scores
+    # Under a spoiler limit the re-ranker only ever sees allowed passages.
+    limited = boosted.retrieve_from(source, question, top_k=4, max_chapter=1)
+    assert set(reranker.seen[-1]) <= {"s#0", "s#1"}
+    assert {c.passage.passage_id for c in limited} <= {"s#0", "s#1"}
+
+
+def test_unknown_fusion_is_a_clear_error(settings):
+    with pytest.raises(VignetteError, match="fusion"):
+        HybridRetriever(None, settings.replace(fusion="average"))
 
 
 # ------------------------------------------------------------------------------------------------ a real book
@@ -148,6 +216,7 @@ def test_window_vectors_are_cached_with_the_book(sample_store):
     retriever.retrieve("sample", "Who is the keeper of Gullstone Rock?")
     cached = list(sample_store.book_dir("sample").glob("windows-3.*"))
     assert {p.suffix for p in cached} == {".npy", ".json"}
+    assert (sample_store.book_dir("sample") / "windows-1.npy").is_file()  # the single-sentence view
     npy = sample_store.book_dir("sample") / "windows-3.npy"
     stamp = npy.stat().st_mtime_ns
     fresh = HybridRetriever(sample_store, sample_store.settings)
@@ -155,6 +224,17 @@ def test_window_vectors_are_cached_with_the_book(sample_store):
     assert npy.stat().st_mtime_ns == stamp  # read back, not re-embedded
     again = retriever.retrieve("sample", "Who is the keeper of Gullstone Rock?")
     assert [c.passage.passage_id for c in first] == [c.passage.passage_id for c in again]
+
+
+def test_changed_passages_are_never_scored_with_old_windows(settings, minilm_path):
+    retriever = HybridRetriever(None, settings)
+    one = [Passage(f"s#{i}", "s", 1, "Chapter 1", 0, len(t), t) for i, t in enumerate(MILL)]
+    first = retriever.window_index(MemorySource(one, retriever.encode, key="mill"))
+    assert retriever.window_index(MemorySource(one, retriever.encode, key="mill")) is first  # memoised
+    edited = MILL[:3] + ["The youngest son caught the fox with a trap of honey. Then he let it go free again."]
+    two = [Passage(f"s#{i}", "s", 1, "Chapter 1", 0, len(t), t) for i, t in enumerate(edited)]
+    second = retriever.window_index(MemorySource(two, retriever.encode, key="mill"))  # same key and ids
+    assert second is not first and not np.array_equal(second.vectors[-1], first.vectors[-1])
 
 
 def test_bad_input_is_a_clear_message(sample_store):

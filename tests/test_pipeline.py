@@ -89,7 +89,7 @@ def test_injected_reader_is_used(library):
     pipeline = AnswerPipeline(store, store.settings, reader=reader)
     answer = pipeline.ask("sample", "How many steps does the lighthouse have?")
     assert answer.abstained  # this reader's threshold can never be met
-    assert set(pipeline.last_timings) == {"retrieve", "rerank", "read"}
+    assert set(pipeline.last_timings) == {"check", "retrieve", "rerank", "read"}
 
 
 @pytest.mark.parametrize("book_id, question, upto, expected", [

@@ -371,6 +371,7 @@ def test_training_lowers_the_loss_saves_a_reader_and_resumes_exactly(tmp_path, t
         ("In what year does the story take place?", "number"),
         ("Who found the letter?", None),  # answered by a relation or a role as often as by a name
         ("What was the name of the Marigold's mate?", "name"),
+        ("What is the Hatter's real name?", "name"),
         ("Why did Wren hide the letter?", None),
         ("Where did she hide it?", None),
     ],
@@ -390,6 +391,9 @@ def test_has_answer_type_needs_a_number_or_a_new_name():
     assert has_answer_type("name", "Wren found it behind the loose stone.", "Who found the letter?")
     # Names already in the question do not answer it; a capitalised opening word is no name.
     assert not has_answer_type("name", "The captain spoke to Wren.", "Who did Wren meet?")
+    # Nor is an interjection opening a line of speech.
+    assert not has_answer_type("name", "\u201cOh, I\u2019ve had such a curious dream!\u201d said Alice.",
+                               "What was the name of Alice's sister?")
 
 
 def test_rank_penalty_weighs_the_retrievers_order_but_never_beats_an_answer(tiny_qa_dir, settings):
@@ -528,6 +532,28 @@ def test_calibrate_writes_the_threshold_into_the_reader_folder(tiny_qa_dir, tmp_
     assert ExtractiveReader(folder, Settings.from_env()).abstain_threshold == 2.5
     assert main(["--calibrate", str(tmp_path / "nowhere"), "--stories", str(tmp_path / "stories.jsonl"),
                  "--questions", str(tmp_path / "questions.jsonl")]) == 2  # a clear error, not a traceback
+
+
+def test_evaluate_reads_gold_and_retrieved_sections(tiny_qa_dir, tmp_path, shared_data, monkeypatch):
+    from retrieval.train_reader import main
+
+    root = shared_data / "fairytaleqa"
+    story = next(json.loads(line) for line in (root / "stories.jsonl").read_text().splitlines()
+                 if line.strip() and json.loads(line)["split"] == "val")
+    questions = [json.loads(line) for line in (root / "val.jsonl").read_text().splitlines() if line.strip()]
+    mine = [q for q in questions if q["story_id"] == story["story_id"]][:3]
+    (tmp_path / "stories.jsonl").write_text(json.dumps(story) + "\n")
+    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in mine))
+    monkeypatch.setenv("VIGNETTE_DATA_DIR", str(tmp_path / "data"))
+    report = tmp_path / "report.json"
+    assert main(["--evaluate", str(tiny_qa_dir), "--stories", str(tmp_path / "stories.jsonl"), "--questions",
+                 str(tmp_path / "questions.jsonl"), "--retriever", "bm25+window", "--passages", "1,3",
+                 "--cache-dir", "", "--threads", "1", "--report", str(report)]) == 0
+    summary = json.loads(report.read_text())
+    text = json.dumps(summary)
+    assert "top1" in text and "top3" in text and "gold" in text
+    assert main(["--evaluate", str(tiny_qa_dir), "--stories", str(tmp_path / "stories.jsonl"), "--questions",
+                 str(tmp_path / "questions.jsonl"), "--retriever", "bm25+colour"]) == 2  # a clear error
 
 
 def test_cut_negatives_are_the_own_section_without_the_answer(tmp_path):

@@ -102,11 +102,15 @@ class Answer:
     evidence: list[Evidence]
     reader: str  # which reader answered, e.g. "extractive:deepset/roberta-base-squad2" or "sentence:all-MiniLM-L6-v2"
     notice: str | None = None  # e.g. "no QA model available offline; the best-matching sentence answered"
+    why: str | None = None  # why it abstained, when known: "The book never mentions “mayor”."
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "answer": self.answer,
             "abstained": self.abstained,
             "evidence": [e.to_dict() for e in self.evidence],
             "reader": self.reader,
         }
+        if self.why:
+            data["why"] = self.why
+        return data
