@@ -36,6 +36,7 @@ lexical-overlap term), answers with that sentence and says plainly that this is 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -588,6 +589,7 @@ class SentenceReader:
         )
         self._books: dict[str, tuple[str, list[tuple[int, int]], Any]] = {}
         self.type_window = 5  # best sentences searched for the asked-for number or name before abstaining
+        self._names: dict[str, tuple[str, frozenset[str]]] = {}
 
     @property
     def name(self) -> str:
@@ -629,6 +631,15 @@ class SentenceReader:
                 tmp.replace(path)
         self._books[book.book_id] = (digest, spans, vectors)
         return spans, vectors
+
+    def book_names(self, book: Book) -> frozenset[str]:
+        """The book's names (lower case), for the name-question check; computed once per book."""
+        digest = hashlib.sha1(book.text.encode()).hexdigest()[:16]
+        hit = self._names.get(book.book_id)
+        if hit is None or hit[0] != digest:
+            hit = (digest, name_words(book.text))
+            self._names[book.book_id] = hit
+        return hit[1]
 
     def score_sentences(self, question: str, candidates: Sequence[Candidate], book: Book | None = None) -> list[ScoredSentence]:
         """Every sentence of the candidates, scored against the question, best first."""
@@ -717,7 +728,8 @@ class SentenceReader:
         # captain?" from the sentences that describe him, so without it the fallback never abstains.
         wanted = expected_answer_type(question)
         if wanted is not None:
-            typed = [s for s in scored[: self.type_window] if has_answer_type(wanted, s.text, question)]
+            names = self.book_names(book) if book is not None else None
+            typed = [s for s in scored[: self.type_window] if has_answer_type(wanted, s.text, question, names)]
             if not typed:
                 return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name,
                               notice=self.notice)
@@ -777,8 +789,25 @@ def expected_answer_type(question: str) -> str | None:
     return None
 
 
-def has_answer_type(kind: str, sentence: str, question: str) -> bool:
-    """Whether ``sentence`` holds a number (digits or number words) or a name the question lacks."""
+def name_words(text: str) -> frozenset[str]:
+    """Words a text uses as names (lower-cased): capitalised at least twice in mid-sentence and hardly
+    ever in lower case ("Pilot", "Dinah", "Constance"; not "Adventures" or "Queen's" ordinary nouns that
+    a title or a sentence opening capitalises)."""
+    from collections import Counter
+
+    mid: Counter = Counter()
+    lower: Counter = Counter()
+    for m in re.finditer(r"(?<=[a-z,;:] )([A-Z][a-z]+)|\b([a-z]+)\b", text):
+        if m.group(1):
+            mid[m.group(1).lower()] += 1
+        else:
+            lower[m.group(2)] += 1
+    return frozenset(w for w, c in mid.items() if c >= 2 and lower[w] <= 0.2 * c)
+
+
+def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[str] | None = None) -> bool:
+    """Whether ``sentence`` holds a number (digits or number words) or a name the question lacks (one of
+    ``names``, the book's names, when given)."""
     tokens = _TOKEN.findall(sentence)
     if kind == "number":
         return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)
@@ -789,7 +818,8 @@ def has_answer_type(kind: str, sentence: str, question: str) -> bool:
             continue  # lower-case, or a capitalised function word opening a sentence ("The", "She", "I'm")
         if low in _INTERJECTIONS:
             continue  # "Oh, I've had such a curious dream!": speech, not a name
-        if re.sub(r"['\u2019]s?$", "", low) not in asked:
+        core = re.sub(r"['\u2019]s?$", "", low)
+        if core not in asked and (names is None or core in names):
             return True
     return False
 

@@ -391,6 +391,14 @@ def test_has_answer_type_needs_a_number_or_a_new_name():
     assert has_answer_type("name", "Wren found it behind the loose stone.", "Who found the letter?")
     # Names already in the question do not answer it; a capitalised opening word is no name.
     assert not has_answer_type("name", "The captain spoke to Wren.", "Who did Wren meet?")
+    # Given the book's names, only they count: "Adventures" is a capitalised common noun, "Dinah" a name.
+    from retrieval.reader import name_words
+
+    names = name_words("They met Dinah by the gate. Then Dinah ran off. Later Dinah slept. Oh, the adventures they had! "
+                       "Her Adventures were many.")
+    assert "dinah" in names and "adventures" not in names
+    assert not has_answer_type("name", "All these strange Adventures of hers.", "What was her name?", names)
+    assert has_answer_type("name", "The cat was called Dinah.", "What was the cat's name?", names)
     # Nor is an interjection opening a line of speech.
     assert not has_answer_type("name", "\u201cOh, I\u2019ve had such a curious dream!\u201d said Alice.",
                                "What was the name of Alice's sister?")
