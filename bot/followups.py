@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -231,6 +232,15 @@ _TOKEN_RE = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)*|[\"\u201c\u201d\u2018]
 _CAP_RUN = re.compile(r"[A-Z][A-Za-z\-]*(?:['\u2019]s\b)?(?:[ ]+(?:of[ ]+(?:the[ ]+)?)?[A-Z][A-Za-z\-]*(?:['\u2019]s\b)?)*")
 
 
+_DOTTED_TITLE = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Messrs|Mme|Mlle|Capt|Col|Gen|Rev|Prof|Sgt|Lt)\.(?=\s)")
+
+
+def _undot_titles(text: str) -> str:
+    """"Mr. Bennet" -> "Mr  Bennet": the title's full stop becomes a space, so offsets stay the same and
+    the title is read as one (American and older British texts write "Mr.", "Mrs.", "Dr.")."""
+    return _DOTTED_TITLE.sub(lambda m: m.group(1) + " ", text)
+
+
 def _strip_possessive(word: str) -> tuple[str, bool]:
     if len(word) > 2 and word[-2:] in ("'s", "\u2019s"):
         return word[:-2], True
@@ -343,6 +353,7 @@ class CharacterIndex:
     def from_text(cls, text: str) -> "CharacterIndex":
         from retrieval.text import split_sentences
 
+        text = _undot_titles(text)
         sentences = [text[s:e] for s, e in split_sentences(text)]
         tokenised = [[m.group(0) for m in _TOKEN_RE.finditer(s)] for s in sentences]
         cap_mid: Counter = Counter()
@@ -493,7 +504,7 @@ class CharacterIndex:
         return None
 
     def gender_of(self, surface: str) -> str | None:
-        words = [_strip_possessive(w)[0] for w in surface.split()]
+        words = [_strip_possessive(w)[0] for w in _undot_titles(surface).split()]
         neutral_title = None
         for w in words:  # an honorific decides: "Mrs Vane", "Mr Pellow"
             lw = w.lower()
@@ -520,6 +531,15 @@ class CharacterIndex:
 
     def mentions(self, text: str) -> list[Mention]:
         """People, groups and things mentioned in ``text``, in order of appearance."""
+        original, text = text, _undot_titles(text)
+        if text != original:  # found on the undotted text (same offsets), told as the text has them
+            out = []
+            for m in self.mentions(text):
+                end = m.end
+                while end < len(original) and original[end].isalpha() and original[end - 1].isalpha():
+                    end += 1  # a name measured without the title's extra space ends one letter early
+                out.append(dataclasses.replace(m, surface=original[m.start:end], end=end))
+            return out
         found: list[Mention] = []
         taken: list[tuple[int, int]] = []
 

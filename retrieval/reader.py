@@ -575,6 +575,7 @@ class SentenceReader:
         min_similarity: float = 0.35,
         overlap_weight: float = 0.3,
         context_weight: float = 0.3,
+        rank_penalty: float = 0.0,
         notice: str | None = None,
         cache_dir: Callable[[str], Path | None] | None = None,
     ):
@@ -583,6 +584,7 @@ class SentenceReader:
         self.min_similarity = min_similarity
         self.overlap_weight = overlap_weight
         self.context_weight = context_weight
+        self.rank_penalty = rank_penalty  # score points a sentence loses per retrieval rank of its passage
         self.cache_dir = cache_dir
         self.notice = notice or (
             "No question-answering model was available, so the best-matching sentence answered."
@@ -649,6 +651,7 @@ class SentenceReader:
 
         # 1. The candidates' sentences (book offsets), each with the sentence before it.
         items: list[tuple[Passage, int, int, str]] = []
+        ranks: list[int] = []  # retrieval rank of each sentence's passage
         rows: list[int] = []  # row of each sentence in `vectors`
         prev_rows: list[int | None] = []
         texts: list[str] = []
@@ -656,7 +659,7 @@ class SentenceReader:
             spans, vectors = self.book_sentences(book)
             starts = [a for a, _ in spans]
             seen: set[int] = set()
-            for cand in candidates:
+            for rank, cand in enumerate(candidates):
                 p = cand.passage
                 i = max(0, bisect.bisect_right(starts, p.start) - 1)
                 while i < len(spans) and spans[i][0] < p.end:
@@ -665,13 +668,14 @@ class SentenceReader:
                     if inside > 0.5 * (b - a) and i not in seen:
                         seen.add(i)
                         items.append((p, a, b, book.text[a:b]))
+                        ranks.append(rank)
                         rows.append(i)
                         prev_rows.append(i - 1 if i > 0 else None)
                     i += 1
             q_vec = self._encode([question])[0]
         else:
             seen_pairs: set[tuple[int, int]] = set()
-            for cand in candidates:
+            for rank, cand in enumerate(candidates):
                 p = cand.passage
                 previous = None
                 for a, b in split_sentences(p.text):
@@ -681,6 +685,7 @@ class SentenceReader:
                         continue
                     seen_pairs.add((start, end))
                     items.append((p, start, end, p.text[a:b]))
+                    ranks.append(rank)
                     texts.append(" ".join(p.text[a:b].split()))
                     rows.append(len(texts) - 1)
                     prev_rows.append(previous)
@@ -712,10 +717,11 @@ class SentenceReader:
             return float(sims[row]) + self.overlap_weight * overlap, overlap
 
         scored = []
-        for (p, start, end, text), row, prev in zip(items, rows, prev_rows):
+        for (p, start, end, text), row, prev, rank in zip(items, rows, prev_rows, ranks):
             own, overlap = match(row)
             context = match(prev)[0] if prev is not None else 0.0
-            scored.append(ScoredSentence(p, start, end, text, float(sims[row]), overlap, own + self.context_weight * context))
+            scored.append(ScoredSentence(p, start, end, text, float(sims[row]), overlap,
+                                         own + self.context_weight * context - self.rank_penalty * rank))
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
 
@@ -910,6 +916,7 @@ def load_reader(
         encoder,
         model_name=settings.embedding_model,
         min_similarity=settings.sentence_min_similarity,
+        rank_penalty=settings.sentence_rank_penalty,
         notice=fallback_notice(settings, choice.reason or "unknown reason"),
         cache_dir=cache_dir,
     )

@@ -185,6 +185,18 @@ def test_relatives_are_named_only_when_the_book_is_clear():
         "How old is Ann Lark's sister?"
 
 
+def test_dotted_titles_are_titles():
+    text = ("Mr. Lark came home. He was tired. Mr. Lark sat down and he slept. Mrs. Lark laughed. She sang. "
+            "Mrs. Lark said she would go. Dr. Finch came and he stayed.")
+    index = CharacterIndex.from_text(text)
+    found = [(m.surface, m.kind, m.gender) for m in index.mentions("Mr. Lark gave Mrs. Lark a letter from Dr. Finch.")]
+    assert found[:2] == [("Mr. Lark", "person", "m"), ("Mrs. Lark", "person", "f")]
+    assert ("Dr. Finch", "person") in [f[:2] for f in found]
+    resolver = OfflineResolver(index)
+    assert resolver.rewrite("where did he go?", [E("Who gave Mrs. Lark a letter?", "Mr. Lark")]).question == \
+        "Where did Mr. Lark go?"
+
+
 def test_a_creature_named_in_the_question_binds_it_and_contractions_are_not_things():
     text = ("Alice met the Cheshire Cat. The Cheshire Cat grinned. The Cheshire Cat vanished. Alice sighed. "
             "Alice said she would go. The Queen shouted. The Queen was angry and she shouted.")

@@ -262,6 +262,13 @@ def test_sentence_reader_picks_the_matching_sentence(minilm_path):
     assert "best-matching sentence" in answer.notice
     off_topic = reader.read("What is the boiling point of mercury in kelvin?", candidates, book)
     assert off_topic.abstained and off_topic.answer == ""
+    # A retrieval-rank penalty moves every sentence of a lower-ranked passage down by that much per rank.
+    plain = {s.text: s.score for s in reader.score_sentences("How many years had Amos kept the light?", candidates, book)}
+    ranked = SentenceReader(encoder, model_name="all-MiniLM-L6-v2", rank_penalty=0.5)
+    moved = ranked.score_sentences("How many years had Amos kept the light?", candidates, book)
+    first = {s.text for s in moved if s.passage.passage_id == candidates[0].passage.passage_id}
+    for sent in moved:
+        assert sent.score == pytest.approx(plain[sent.text] - (0.0 if sent.text in first else 0.5))
 
 
 def test_load_reader_falls_back_and_says_why(settings, tiny_qa_dir):

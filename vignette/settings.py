@@ -48,6 +48,7 @@ class Settings:
     grounding_threshold: float | None = 0.7  # abstain when a factoid question names something the book (up to the spoiler limit) never mentions nor anything this close (word cosine); None: off
     max_question_chars: int = 1000  # longer questions are refused with a clear message
     sentence_min_similarity: float = 0.35  # sentence fallback abstains below this cosine similarity (MiniLM)
+    sentence_rank_penalty: float = 0.0  # sentence fallback: score a sentence loses per retrieval rank of its passage
     reader_int8: bool = False  # dynamic int8 quantisation of the QA reader: read stage 2.1x faster on CPU, but -4.6 ROUGE-L (FairytaleQA val) and shifted margins
     reader_passages: int = 3  # of the top_k passages, how many the QA reader reads (each ~35-70 ms of one CPU core)
     reader_rank_penalty: float = 1.0  # margin points a span loses per retrieval rank: weighs the retriever's order in (FairytaleQA val)
