@@ -770,6 +770,13 @@ _NUMBER_WORDS = frozenset(
     "million dozen dozens score half once twice first second third fourth fifth sixth seventh eighth ninth "
     "tenth several few many".split()
 )
+_AGE_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred".split()
+)
+_AFTER_AGE = frozenset("years year months month weeks week days old and or but when at in on that this last next "
+                       "now then yet".split())
+_AGE_QUESTION = re.compile(r"^\s*(?:(?:and|so|but)\s+)?(?:how\s+old\b|(?:at\s+)?what\s+age\b)", re.IGNORECASE)
 _NUMBER_QUESTION = re.compile(
     r"^\s*(?:(?:and|so|but)\s+)?(?:how\s+(?:many|much|old|long|far|tall|high|deep|wide|often)\b"
     r"|(?:in\s+)?(?:what|which)\s+(?:year|age|century|date)\b|at\s+what\s+age\b)",
@@ -787,7 +794,9 @@ _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+")
 
 
 def expected_answer_type(question: str) -> str | None:
-    """"number" or "name" when the question asks for one, else None (why/what/where questions)."""
+    """"age", "number" or "name" when the question asks for one, else None (why/what/where questions)."""
+    if _AGE_QUESTION.search(question):
+        return "age"
     if _NUMBER_QUESTION.search(question):
         return "number"
     if _NAME_QUESTION.search(question):
@@ -811,9 +820,31 @@ def name_words(text: str) -> frozenset[str]:
     return frozenset(w for w, c in mid.items() if c >= 2 and lower[w] <= 0.2 * c)
 
 
+def _has_age(sentence: str) -> bool:
+    """A number a person's age can be (1-130, "sixteen", "forty-seven") not counting something else:
+    followed by years/months/old, by punctuation or a conjunction, or ending the text ("Toby was sixteen,
+    and ..." yes; "one glove", "a thousand questions" no)."""
+    toks = re.findall(r"[A-Za-z]+(?:-[A-Za-z]+)*|\d+|[,.;:!?\u201d\"]", sentence)
+    for i, tok in enumerate(toks):
+        low = tok.lower()
+        if tok.isdigit():
+            ok = 0 < int(tok) <= 130
+        else:
+            parts = low.split("-")
+            ok = all(part in _AGE_WORDS for part in parts)
+        if not ok:
+            continue
+        nxt = toks[i + 1].lower() if i + 1 < len(toks) else ""
+        if nxt == "" or nxt in _AFTER_AGE or not nxt[:1].isalnum():
+            return True
+    return False
+
+
 def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[str] | None = None) -> bool:
-    """Whether ``sentence`` holds a number (digits or number words) or a name the question lacks (one of
-    ``names``, the book's names, when given)."""
+    """Whether ``sentence`` holds an age, a number (digits or number words) or a name the question lacks
+    (one of ``names``, the book's names, when given)."""
+    if kind == "age":
+        return _has_age(sentence)
     tokens = _TOKEN.findall(sentence)
     if kind == "number":
         return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)

@@ -373,7 +373,7 @@ def test_training_lowers_the_loss_saves_a_reader_and_resumes_exactly(tmp_path, t
 @pytest.mark.parametrize(
     "question, kind",
     [
-        ("How old is Captain Elias Dunmore?", "number"),
+        ("How old is Captain Elias Dunmore?", "age"),
         ("How many bells hang in the belfry?", "number"),
         ("In what year does the story take place?", "number"),
         ("Who found the letter?", None),  # answered by a relation or a role as often as by a name
@@ -394,7 +394,13 @@ def test_has_answer_type_needs_a_number_or_a_new_name():
 
     assert has_answer_type("number", "She had cracked thirty-one years ago.", "How long?")
     assert has_answer_type("number", "It cost 300 pounds.", "How much?")
-    assert not has_answer_type("number", "He was broad, with a shaved head.", "How old is the captain?")
+    assert not has_answer_type("number", "He was broad, with a shaved head.", "How long was the voyage?")
+    # An age is a number a person can be, not a count of something else.
+    assert has_answer_type("age", "Toby was sixteen, and he was the tallest boy.", "How old is Toby?")
+    assert has_answer_type("age", "She was forty-seven years old.", "How old was she?")
+    assert has_answer_type("age", "twelve", "How old is Wren?")
+    assert not has_answer_type("age", "Out of it came Mrs Vane, with one glove on and one glove off.", "How old is Wren?")
+    assert not has_answer_type("age", "He asked me a thousand questions.", "How old is Mr. Darcy?")
     assert has_answer_type("name", "Wren found it behind the loose stone.", "Who found the letter?")
     # Names already in the question do not answer it; a capitalised opening word is no name.
     assert not has_answer_type("name", "The captain spoke to Wren.", "Who did Wren meet?")
