@@ -49,7 +49,7 @@ RETRIEVERS = ("bm25", "dense", "window", "sentence")
 FUSIONS = ("score", "rrf")
 RERANK_DEPTH = 20  # RRF only: fused candidates the poly-encoder re-orders (its cost is an N x m attention)
 # Weights tuned on FairytaleQA val only (never train), with the fine-tuned bi-encoder and the poly-encoder
-# trained from it: R@1 71.1 / R@5 92.8 / MRR 80.4. Two-fold cross-validation over val's stories (weights
+# trained from it: R@1 71.1 / R@5 92.8 / MRR 80.2. Two-fold cross-validation over val's stories (weights
 # tuned on one half, measured on the other) gives 70.7 / 92.4 / 80.1, so this is not an overfit. Whole-
 # passage vectors are the weakest view and mostly repeat the windows'; 0.25 keeps Chroma's view in the sum
 # (0 scored 70.6 / 93.1 / 80.1 with the other weights at their first guess).
