@@ -621,7 +621,7 @@ class CharacterIndex:
             known = any(_strip_possessive(w)[0] in self.name_words for w in words)
             has_title = any(w.lower() in HONORIFICS and w[:1].isupper() for w in words[:-1])
             place = any(_strip_possessive(w)[0] in self.places for w in words) and not has_title
-            if place and gender not in ("f", "m"):
+            if place:  # "Netherfield Park": where people go, whatever pronouns happen to follow it
                 kind = "thing"
                 gender = None
             elif gender in ("f", "m") or has_title:

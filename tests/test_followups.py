@@ -185,6 +185,13 @@ def test_relatives_are_named_only_when_the_book_is_clear():
         "How old is Ann Lark's sister?"
 
 
+def test_a_place_stays_a_place_whatever_pronoun_follows_it():
+    text = ("Tom rode to Ashford. He liked it. They dined at Ashford and he sang. Ann walked to Ashford. "
+            "In Ashford he slept. Tom laughed. Tom ran. Ann sang. She smiled. Ann left.")
+    index = CharacterIndex.from_text(text)
+    assert [(m.surface, m.kind) for m in index.mentions("Who has taken Ashford?")] == [("Ashford", "thing")]
+
+
 def test_dotted_titles_are_titles():
     text = ("Mr. Lark came home. He was tired. Mr. Lark sat down and he slept. Mrs. Lark laughed. She sang. "
             "Mrs. Lark said she would go. Dr. Finch came and he stayed.")
