@@ -34,13 +34,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from retrieval.sparse import _STOPWORDS, s_stem
+from retrieval.sparse import STOPWORDS, s_stem
 from vignette.documents import Passage
 
 DEFAULT_THRESHOLD = 0.7
 _DETERMINERS = frozenset("the a an his her its their my your our this that these those for of any some no many much".split())
 _DO_AUX = frozenset("do does did will would can could should shall may might must to".split())
-_BE_HAVE = frozenset("is are was were be been being am has have had having does did done".split())
+_BE_HAVE = frozenset("is are was were be been being am has have had having done".split())
 # Words that frame a question rather than name what it is about.
 _GENERIC = frozenset("""person people thing things kind sort type way time times place name names reason first
 second third last one ones someone something anything everything anyone everyone somebody story book chapter
@@ -89,12 +89,12 @@ def candidate_nouns(question: str) -> list[str]:
             continue
         core = re.sub(r"['\u2019]s?$", "", raw)
         w = core.lower()
-        if len(w) < 3 or w in _STOPWORDS or w in _GENERIC or w in _DO_AUX or w in _BE_HAVE:
+        if len(w) < 3 or w in STOPWORDS or w in _GENERIC or w in _DO_AUX or w in _BE_HAVE:
             continue
         prev = words[i - 1] if i > 0 else ""
         prev2 = words[i - 2] if i > 1 else ""
         noun = (i > 0 and raw[0].isupper()) or prev.lower() in _DETERMINERS or _possessive(prev)
-        if not noun and (prev2.lower() in _DETERMINERS or _possessive(prev2)) and prev.lower() not in _STOPWORDS:
+        if not noun and (prev2.lower() in _DETERMINERS or _possessive(prev2)) and prev.lower() not in STOPWORDS:
             noun = not any(x.lower() in _DO_AUX for x in words[:i])
         if noun:
             out.append(w)
@@ -114,7 +114,7 @@ class BookVocabulary:
         for p in passages:
             for raw in _TEXT_WORD.findall(p.text):
                 w = raw.lower()
-                if len(w) < 3 or w in _STOPWORDS:
+                if len(w) < 3 or w in STOPWORDS:
                     continue
                 key = s_stem(w)
                 if key not in first or p.chapter < first[key]:
@@ -131,7 +131,7 @@ class BookVocabulary:
 
     def mentions(self, word: str, max_chapter: int | None = None) -> bool:
         """Whether the book (up to ``max_chapter``) uses ``word`` in some simple form."""
-        parts = [s_stem(x) for x in word.lower().split("-") if len(x) >= 3 and x not in _STOPWORDS]
+        parts = [s_stem(x) for x in word.lower().split("-") if len(x) >= 3 and x not in STOPWORDS]
         if not parts:
             return True
 

@@ -57,7 +57,6 @@ SCORE_WEIGHTS = {"bm25": 1.0, "dense": 0.25, "window": 1.5, "sentence": 1.0, "po
 # RRF: at weight 1 the whole-passage vectors pulled R@1 from 60.0 (BM25 + windows) to 54.6, at 0.3 to 57.9;
 # the poly-encoder at 0.5 beat 1.0 (R@5 90.0 vs 89.7 over BM25 + windows); sentences did not help.
 RRF_WEIGHTS = {"bm25": 1.0, "window": 1.0, "dense": 0.3, "sentence": 0.0, "poly": 0.5}
-DEFAULT_WEIGHTS = SCORE_WEIGHTS
 
 
 def default_weights(fusion: str) -> dict[str, float]:
@@ -251,7 +250,6 @@ class HybridRetriever:
 
             reranker = PolyEncoderReranker(settings.reranker)
         self.reranker = reranker
-        self._windows: dict[tuple[str, str], WindowIndex] = {}
         self._window_memo: dict[tuple, WindowIndex] = {}
         self._fingerprint: str | None = None
 
@@ -303,14 +301,9 @@ class HybridRetriever:
         digest = hashlib.sha1(self.model_fingerprint().encode())
         for row, t in zip(owners, texts):
             digest.update(f"{source.passages[row].passage_id}\x00{t}\x01".encode())
-        key = (source.key, digest.hexdigest()[:16])
-        if key in self._windows:
-            self._window_memo[seen] = self._windows[key]
-            return self._windows[key]
         # 2. The cache on disk, else embed and save.
-        vectors = cached_vectors(source.cache_dir, f"windows-{size}", key[1], texts, self.encode)
+        vectors = cached_vectors(source.cache_dir, f"windows-{size}", digest.hexdigest()[:16], texts, self.encode)
         index = WindowIndex(np.asarray(vectors, dtype=np.float32), np.asarray(owners, dtype=np.int64))
-        self._windows[key] = index
         self._window_memo[seen] = index
         return index
 
@@ -391,22 +384,23 @@ class HybridRetriever:
             for pid in pool:
                 if np.isfinite(best[row_of[pid]]):
                     scores[name].setdefault(pid, float(best[row_of[pid]]))
+        def fuse() -> list[tuple[str, float]]:
+            if self.fusion == "score":
+                return score_fusion(scores, pool, self.weights, floors)
+            return reciprocal_rank_fusion(rankings, k=self.settings.rrf_k, weights=self.weights)
+
         poly: dict[str, float] = {}
+        poly_joins = self.fusion == "score" and self.rerank_mode == "fuse"  # else it re-orders the fused head
+        fused = None if poly_joins or self.reranker is None else fuse()
         if self.reranker is not None and pool:
             ids = [p.passage_id for p in passages]
             index, vectors = self.reranker.candidate_vectors(ids, [p.text for p in passages], source.cache_dir)
-            scored = pool if self.fusion == "score" and self.rerank_mode == "fuse" else None
-            if scored is None:  # RRF, or "replace": the poly-encoder sees the fused head only
-                first = reciprocal_rank_fusion(rankings, k=self.settings.rrf_k, weights=self.weights) \
-                    if self.fusion == "rrf" else score_fusion(scores, pool, self.weights, floors)
-                scored = [pid for pid, _ in first[: max(self.rerank_depth, top_k)]]
+            scored = pool if poly_joins else [pid for pid, _ in fused[: max(self.rerank_depth, top_k)]]
             poly = self.reranker.rerank_scores(question, scored, index, vectors)
-        if self.fusion == "score":
-            if poly and self.rerank_mode == "fuse":
+            if poly_joins:
                 scores["poly"] = poly
-            fused = score_fusion(scores, pool, self.weights, floors)
-        else:
-            fused = reciprocal_rank_fusion(rankings, k=self.settings.rrf_k, weights=self.weights)
+        if fused is None:
+            fused = fuse()
         fused_score = dict(fused)
         ranked = [pid for pid, _ in fused]
         if poly and (self.fusion == "rrf" or self.rerank_mode == "replace"):

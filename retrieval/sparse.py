@@ -17,7 +17,7 @@ import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 
 _WORD = re.compile(r"[^\W_]+")
-_STOPWORDS = frozenset(STOPWORDS_EN)
+STOPWORDS = frozenset(STOPWORDS_EN)  # English stopwords (bm25s' list): left out of BM25 and of word checks
 _IDS_FILE = "ids.json"
 
 
@@ -40,7 +40,7 @@ def tokenize(text: str) -> list[str]:
     return [
         s_stem(w)
         for w in _WORD.findall(text)
-        if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())
+        if w not in STOPWORDS and (len(w) > 1 or w.isdigit())
     ]
 
 
