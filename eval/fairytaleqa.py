@@ -129,6 +129,10 @@ def evaluate(args, settings: Settings) -> dict:
         if getattr(reader, "notice", None):
             print(f"note: {reader.notice}", file=sys.stderr)
 
+    depth = max(0, args.reader_rerank)
+    if depth and not hasattr(reader, "rerank_and_read"):
+        raise VignetteError("--reader-rerank needs an extractive QA reader: --reader FOLDER (not the sentence fallback).")
+
     vocabularies = {}
     if args.grounding is not None:
         from retrieval.grounding import BookVocabulary
@@ -147,8 +151,12 @@ def evaluate(args, settings: Settings) -> dict:
     with open(Path(args.out) / "rankings.jsonl", "w") as out:
         for n, q in enumerate(questions, start=1):
             source = sources["*" if args.pooled else q["story_id"]]
-            candidates = retriever.retrieve_from(source, q["question"], top_k=max(top_k, args.rank_depth),
+            candidates = retriever.retrieve_from(source, q["question"], top_k=max(top_k, args.rank_depth, depth),
                                                  question_vector=vectors[n - 1])
+            answer = None
+            if depth:  # the reader re-ranks the first `depth` passages, then answers from what it read
+                candidates, answer = reader.rerank_and_read(q["question"], candidates, depth=depth,
+                                                            weight=args.reader_rerank_weight)
             ranked = [c.passage.passage_id for c in candidates]
             gold = {f"{q['story_id']}#{s}" for s in q["section_ids"]}
             row = {"qid": q["qid"], "explicit": "explicit" if q.get("explicit") else "implicit",
@@ -159,7 +167,8 @@ def evaluate(args, settings: Settings) -> dict:
                 missing = vocabularies["*" if args.pooled else q["story_id"]].unmentioned(q["question"], None, args.grounding)
                 row.update(unmentioned_rate=float(bool(missing)), unmentioned=[m.word for m in missing])
             if reader is not None:
-                answer = reader.read(q["question"], candidates[: args.reader_passages])
+                if answer is None:
+                    answer = reader.read(q["question"], candidates[: args.reader_passages])
                 if missing:
                     answer.answer, answer.abstained = "", True
                 golds = list(q.get("answers") or [])
@@ -181,7 +190,8 @@ def evaluate(args, settings: Settings) -> dict:
         "embedding_model": settings.embedding_model, "rerank": str(args.rerank) if args.rerank else None,
         "rerank_mode": args.rerank_mode if args.rerank else None, "rerank_depth": args.rerank_depth if args.rerank else None,
         "weights": retriever.weights, "rrf_k": settings.rrf_k if retriever.fusion == "rrf" else None, "candidates": settings.candidates,
-        "reader": getattr(reader, "name", None), "grounding_threshold": args.grounding, "reader_passages": args.reader_passages if reader else None,
+        "reader": getattr(reader, "name", None),
+        "reader_rerank": {"depth": depth, "weight": args.reader_rerank_weight} if depth else None, "grounding_threshold": args.grounding, "reader_passages": args.reader_passages if reader else None,
         "seconds": round(time.time() - began, 1), "command": "python -m eval.fairytaleqa " + " ".join(sys.argv[1:]),
     }
     return metrics
@@ -203,6 +213,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank-depth", type=int, default=20, help="N: fused candidates the poly-encoder re-orders "
                         "(RRF, or replace; score fusion scores the whole pool)")
     parser.add_argument("--reader", help="QA model folder or hub id ('sentence' for the sentence fallback)")
+    parser.add_argument("--reader-rerank", type=int, default=0, metavar="N",
+                        help="the reader reads the top N passages and its confidence re-ranks them (needs --reader "
+                        "FOLDER); the retrieval metrics are then those of the re-ranked list")
+    parser.add_argument("--reader-rerank-weight", type=float, default=Settings.reader_rerank_weight,
+                        help="weight of the reader's z-scored margin against the fused score (default: %(default)s)")
     parser.add_argument("--reader-passages", type=int, default=Settings.top_k, help="top passages the reader reads")
     parser.add_argument("--grounding", type=float, nargs="?", const=0.7, default=None, metavar="THRESHOLD",
                         help="apply the product's unmentioned-word check (retrieval/grounding.py; default threshold "

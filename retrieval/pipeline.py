@@ -316,16 +316,23 @@ class AnswerPipeline:
             timed = retriever.reranker
             timed.seconds = 0.0
         t0 = time.perf_counter()
-        candidates = retriever.retrieve(book_id, question, top_k=top_k, max_chapter=limit)
+        reader = self.reader
+        extractive = str(getattr(reader, "name", "")).startswith("extractive:")
+        depth = self.settings.reader_rerank_depth if extractive else 0
+        candidates = retriever.retrieve(book_id, question, top_k=max(top_k, depth), max_chapter=limit)
         t1 = time.perf_counter()
         rerank_s = timed.seconds if timed is not None else 0.0
 
-        # 4. Read: the QA reader reads the best `reader_passages` (its cost grows with each); the sentence
+        # 4. Read: the QA reader reads the best `reader_passages` (its cost grows with each), or the best
+        # `reader_rerank_depth`, which it re-ranks by its own confidence before answering; the sentence
         # fallback's sentence vectors are cached per book, so it looks at all of them.
-        reader = self.reader
-        if str(getattr(reader, "name", "")).startswith("extractive:"):
-            candidates = candidates[: max(1, self.settings.reader_passages)]
-        answer = reader.read(question, candidates, book)
+        if depth > 0:
+            candidates, answer = reader.rerank_and_read(question, candidates, book, depth=depth,
+                                                        weight=self.settings.reader_rerank_weight)
+        else:
+            if extractive:
+                candidates = candidates[: max(1, self.settings.reader_passages)]
+            answer = reader.read(question, candidates, book)
         t2 = time.perf_counter()
         self.last_timings = {
             "check": check_ms,

@@ -439,6 +439,11 @@ class ExtractiveReader:
         """The best spans over all candidates' windows (one forward pass), de-duplicated, best first by
         ``combined`` (margin minus the retrieval-rank penalty); only margins >= ``min_score`` if given.
         ``rank_offset``: the retrieval rank of ``candidates[0]`` when reading the tail of a list."""
+        return self._select(question, self._read_all(question, candidates, top_n, rank_offset), top_n, min_score)
+
+    def _read_all(self, question: str, candidates: Sequence[Candidate], top_n: int = 10,
+                  rank_offset: int = 0) -> list[ReadSpan]:
+        """Every window's best spans (up to ``top_n`` each, at least 3), de-duplicated, in no order."""
         import torch
 
         self.warm_up()
@@ -473,7 +478,10 @@ class ExtractiveReader:
                 candidate_rank=rank,
                 combined=span.score - self.rank_penalty * rank,
             )
-        kept = [s for s in found.values() if min_score is None or s.score >= min_score]
+        return list(found.values())
+
+    def _select(self, question: str, spans: Sequence[ReadSpan], top_n: int, min_score: float | None) -> list[ReadSpan]:
+        kept = [s for s in spans if min_score is None or s.score >= min_score]
         kind = expected_answer_type(question) if self.typed else None
         if kind:  # "how many ...?" answered by a span without a number is no answer (nor a name question's)
             kept = [s for s in kept if has_answer_type(kind, s.text, question)]
@@ -492,6 +500,40 @@ class ExtractiveReader:
         if len(candidates) > 1 and not confident:
             spans += self.read_spans(question, candidates[1:], top_n=30, min_score=threshold, rank_offset=1)
             spans.sort(key=lambda s: (-s.combined, s.candidate_rank, s.start))
+        return self._answer(question, spans, book, threshold)
+
+    def rerank_and_read(self, question: str, candidates: Sequence[Candidate], book: Book | None = None, *,
+                        depth: int = 10, weight: float = 0.5) -> tuple[list[Candidate], Answer]:
+        """Re-rank the first ``depth`` candidates with the reader, then answer from them.
+
+        The reader reads each of those passages once; a passage's best span margin (how sure the reader is
+        that this passage answers the question; a cross-encoder's judgement, where the retrievers encode
+        question and passage apart) is z-scored over the ``depth`` passages and added, times ``weight``, to
+        their z-scored fused retrieval scores. Passages past ``depth`` keep their order after them. The
+        answer is then chosen from the spans already read, ranked by their margin less the rank penalty
+        at the new ranks. FairytaleQA val: see the README (``python -m eval.fairytaleqa ... --reader DIR
+        --reader-rerank 10``)."""
+        import numpy as np
+
+        head = list(candidates[: max(1, depth)])
+        spans = self._read_all(question, head, top_n=30)
+        if len(head) > 1:
+            best = np.full(len(head), _MARGIN_FLOOR)
+            for span in spans:
+                best[span.candidate_rank] = max(best[span.candidate_rank], span.score)
+            fused = np.asarray([c.score for c in head], dtype=np.float64)
+            combined = _zscore(fused) + weight * _zscore(np.maximum(best, _MARGIN_FLOOR))
+            order = sorted(range(len(head)), key=lambda i: (-combined[i], i))
+            new_rank = {old: new for new, old in enumerate(order)}
+            head = [head[i] for i in order]
+            for span in spans:
+                span.candidate_rank = new_rank[span.candidate_rank]
+                span.combined = span.score - self.rank_penalty * span.candidate_rank
+        threshold = self.abstain_threshold
+        answer = self._answer(question, self._select(question, spans, 10_000, threshold), book, threshold)
+        return head + list(candidates[len(head):]), answer
+
+    def _answer(self, question: str, spans: list[ReadSpan], book: Book | None, threshold: float) -> Answer:
         if not spans:
             return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name, notice=self.notice)
         best = spans[0]
@@ -513,6 +555,14 @@ class ExtractiveReader:
             reader=self.name,
             notice=self.notice,
         )
+
+
+_MARGIN_FLOOR = -20.0  # margins below this all mean "not here"; the floor keeps one outlier from the z-scores
+
+
+def _zscore(x):
+    sd = float(x.std())
+    return (x - x.mean()) / (sd if sd > 1e-9 else 1.0)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -790,6 +840,9 @@ _NAME_QUESTION = re.compile(
 )
 _INTERJECTIONS = frozenset("oh ah o aye yes no nay well alas hush hullo hello goodbye please thanks dear sir madam ma'am "
                            "come look listen why now indeed".split())
+_TITLES = frozenset("mr mrs ms miss dr sir lady lord madam madame mister master mistress captain colonel major "
+                    "general admiral doctor professor reverend rev st saint king queen prince princess duke duchess "
+                    "earl count countess baron baroness".split())
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+")
 
 
@@ -849,12 +902,15 @@ def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[st
     if kind == "number":
         return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)
     asked = {re.sub(r"['\u2019]s?$", "", w.lower()) for w in _TOKEN.findall(question)}  # "Alice's" asks about Alice
+    asked |= {w[:-1] for w in asked if len(w) > 3 and w.endswith("s")}  # "the Bennets' cook" about a Bennet
     for tok in tokens:
         low = tok.lower()
         if not tok[0].isupper() or low in _STOP or low.split("'")[0] in _STOP or low.split("\u2019")[0] in _STOP:
             continue  # lower-case, or a capitalised function word opening a sentence ("The", "She", "I'm")
         if low in _INTERJECTIONS:
             continue  # "Oh, I've had such a curious dream!": speech, not a name
+        if low in _TITLES:
+            continue  # "Mrs. Bennet": the title names no one; the word after it may
         core = re.sub(r"['\u2019]s?$", "", low)
         if core not in asked and (names is None or core in names):
             return True

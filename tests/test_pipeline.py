@@ -92,6 +92,36 @@ def test_injected_reader_is_used(library):
     assert set(pipeline.last_timings) == {"check", "retrieve", "rerank", "read"}
 
 
+def test_reader_rerank_depth_hands_that_many_passages_to_the_reader(library):
+    """With ``reader_rerank_depth`` a QA reader gets that many passages (within the spoiler limit) to
+    re-rank and answer from; without it, ``reader_passages``."""
+    from vignette.documents import Answer
+
+    store, _ = library
+
+    class Recording:
+        name = "extractive:recording"
+
+        def __init__(self):
+            self.calls = []
+
+        def read(self, question, candidates, book=None):
+            self.calls.append(("read", len(candidates)))
+            return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name)
+
+        def rerank_and_read(self, question, candidates, book=None, *, depth, weight):
+            self.calls.append(("rerank", len(candidates), depth, weight, max(c.passage.chapter for c in candidates)))
+            return list(reversed(candidates)), self.read(question, candidates[:1], book)
+
+    reader = Recording()
+    settings = store.settings.replace(reader_rerank_depth=8, reader_rerank_weight=0.25)
+    AnswerPipeline(store, settings, reader=reader).ask("sample", "Who rowed out to the wreck?", upto_chapter=3)
+    assert reader.calls[0] == ("rerank", 8, 8, 0.25, 3) and reader.calls[1] == ("read", 1)
+    reader.calls.clear()
+    AnswerPipeline(store, store.settings, reader=reader).ask("sample", "Who rowed out to the wreck?")
+    assert reader.calls == [("read", store.settings.reader_passages)]
+
+
 @pytest.mark.parametrize("book_id, question, upto, expected", [
     ("sample", "", None, "empty"),
     ("sample", "   \n\t ", None, "empty"),

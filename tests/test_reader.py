@@ -404,6 +404,10 @@ def test_has_answer_type_needs_a_number_or_a_new_name():
     assert has_answer_type("name", "Wren found it behind the loose stone.", "Who found the letter?")
     # Names already in the question do not answer it; a capitalised opening word is no name.
     assert not has_answer_type("name", "The captain spoke to Wren.", "Who did Wren meet?")
+    # A plural possessive asks about the family: "Mrs. Bennet" does not name the Bennets' cook.
+    assert not has_answer_type("name", "Mrs. Bennet assured him that they kept a good cook.",
+                               "What was the name of the Bennets' cook?")
+    assert has_answer_type("name", "Their cook, Hill, came in.", "What was the name of the Bennets' cook?")
     # Given the book's names, only they count: "Adventures" is a capitalised common noun, "Dinah" a name.
     from retrieval.reader import name_words
 
@@ -448,6 +452,36 @@ def test_a_confident_top_passage_is_answered_without_reading_the_rest(tiny_qa_di
         answer = reader.read("Who climbed the tower stairs?", [Candidate(p2, 1.0), Candidate(p1, 0.5)], book=book)
         assert answer.answer == "Wren" and answer.evidence[0].passage_id == "p2"
         assert fake.windows_read == expected_windows  # margin 10 >= 5: the second passage is never read
+
+
+def test_the_reader_re_ranks_the_passages_it_reads_and_answers_from_them(tiny_qa_dir, settings):
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer
+
+    book = _book()
+    p1, p2 = _passage(book, "The fishing", 1), _passage(book, "The wind", 2)
+    p3 = replace(p1, passage_id="p3")
+    tok = AutoTokenizer.from_pretrained(str(tiny_qa_dir))
+    fake = _ShiftedQA(target=tok.convert_tokens_to_ids("wren"), shifted=-1)
+    reader = ExtractiveReader(tiny_qa_dir, settings, early_exit=None, rank_penalty=1.0)
+    reader._tokenizer, reader._model = tok, fake
+    candidates = [Candidate(p1, 2.0), Candidate(p2, 1.0), Candidate(p3, 0.5)]
+    question = "Who climbed the tower stairs?"
+    # Only p2 holds "Wren" (margin +10; the others -16): with weight it moves up, and the passage past the
+    # depth stays where it was.
+    ranked, answer = reader.rerank_and_read(question, candidates, book, depth=2, weight=2.0)
+    assert [c.passage.passage_id for c in ranked] == ["p2", "p1", "p3"]
+    assert fake.windows_read == 2  # the third passage is past the depth: never read
+    assert answer.answer == "Wren" and answer.evidence[0].passage_id == "p2"
+    # Weight 0: retrieval's order stands, and the answer is what reading those passages gives.
+    ranked, answer = reader.rerank_and_read(question, candidates, book, depth=2, weight=0.0)
+    assert [c.passage.passage_id for c in ranked] == ["p1", "p2", "p3"]
+    assert answer.answer == reader.read(question, candidates[:2], book).answer == "Wren"
+    # Nothing answers: the re-ranked list still comes back, with an abstention.
+    reader._model = _ShiftedQA(target=-1, shifted=-1)
+    ranked, answer = reader.rerank_and_read(question, candidates, book, depth=3, weight=1.0)
+    assert answer.abstained and sorted(c.passage.passage_id for c in ranked) == ["p1", "p2", "p3"]
 
 
 # ------------------------------------------------------------------------------- answer types and abstaining

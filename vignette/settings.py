@@ -53,6 +53,8 @@ class Settings:
     reader_passages: int = 3  # of the top_k passages, how many the QA reader reads (each ~35-70 ms of one CPU core)
     reader_rank_penalty: float = 1.0  # margin points a span loses per retrieval rank: weighs the retriever's order in (FairytaleQA val)
     reader_early_exit: float | None = 1.0  # answer from the top passage alone when its margin reaches this (None: read all)
+    reader_rerank_depth: int = 0  # >0: the QA reader reads this many passages and its confidence re-ranks them (FairytaleQA val R@5 92.8 -> see README); costs that many reads; 0: off
+    reader_rerank_weight: float = 0.3  # weight of the reader's z-scored margin against the z-scored fused retrieval score
     query_threads: int = 1  # torch threads while answering; 1 measured 3-5x less CPU per question than 2 on a busy 2-core machine
 
     # --- conversation --------------------------------------------------------------------------------
