@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from retrieval.text import HONORIFICS
 from vignette.errors import VignetteError
 
 log = logging.getLogger(__name__)
@@ -116,16 +117,6 @@ PRONOUNS: dict[str, tuple[str, str]] = {
 _GENDERED = {"he": "m", "him": "m", "his": "m", "himself": "m", "she": "f", "her": "f", "hers": "f",
              "herself": "f", "it": "n", "its": "n", "itself": "n"}
 
-# Titles before a name, and the gender they imply (None: either).
-HONORIFICS: dict[str, str | None] = {
-    "mr": "m", "mrs": "f", "miss": "f", "ms": "f", "madam": "f", "madame": "f", "mme": "f", "mlle": "f",
-    "sir": "m", "lady": "f", "lord": "m", "king": "m", "queen": "f", "prince": "m", "princess": "f",
-    "duke": "m", "duchess": "f", "count": "m", "countess": "f", "baron": "m", "baroness": "f",
-    "aunt": "f", "uncle": "m", "father": "m", "mother": "f", "brother": "m", "sister": "f",
-    "master": "m", "mistress": "f", "dame": "f", "dr": None, "doctor": None, "captain": None, "capt": None,
-    "colonel": None, "professor": None, "old": None, "young": None, "little": None, "saint": None, "st": None,
-    "reverend": None, "rev": None, "judge": None, "general": None, "major": None, "lieutenant": None,
-}
 
 # Nouns that name people; with a gender where the word carries one.
 _F_ROLES = """woman women girl girls lady ladies mother mothers sister sisters daughter daughters aunt aunts

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from retrieval.text import split_sentences
+from retrieval.text import HONORIFICS, split_sentences
 from vignette import offline
 from vignette.documents import Answer, Book, Candidate, Evidence, Passage
 from vignette.errors import VignetteError
@@ -513,17 +513,16 @@ class ExtractiveReader:
         answer is then chosen from the spans already read, ranked by their margin less the rank penalty
         at the new ranks. FairytaleQA val: see the README (``python -m eval.fairytaleqa ... --reader DIR
         --reader-rerank 10``)."""
-        import numpy as np
+        from retrieval.hybrid import score_fusion
 
         head = list(candidates[: max(1, depth)])
         spans = self._read_all(question, head, top_n=30)
         if len(head) > 1:
-            best = np.full(len(head), _MARGIN_FLOOR)
+            best = [_MARGIN_FLOOR] * len(head)
             for span in spans:
                 best[span.candidate_rank] = max(best[span.candidate_rank], span.score)
-            fused = np.asarray([c.score for c in head], dtype=np.float64)
-            combined = _zscore(fused) + weight * _zscore(np.maximum(best, _MARGIN_FLOOR))
-            order = sorted(range(len(head)), key=lambda i: (-combined[i], i))
+            views = {"fused": {i: c.score for i, c in enumerate(head)}, "reader": dict(enumerate(best))}
+            order = [i for i, _ in score_fusion(views, range(len(head)), {"fused": 1.0, "reader": weight})]
             new_rank = {old: new for new, old in enumerate(order)}
             head = [head[i] for i in order]
             for span in spans:
@@ -558,11 +557,6 @@ class ExtractiveReader:
 
 
 _MARGIN_FLOOR = -20.0  # margins below this all mean "not here"; the floor keeps one outlier from the z-scores
-
-
-def _zscore(x):
-    sd = float(x.std())
-    return (x - x.mean()) / (sd if sd > 1e-9 else 1.0)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -840,9 +834,6 @@ _NAME_QUESTION = re.compile(
 )
 _INTERJECTIONS = frozenset("oh ah o aye yes no nay well alas hush hullo hello goodbye please thanks dear sir madam ma'am "
                            "come look listen why now indeed".split())
-_TITLES = frozenset("mr mrs ms miss dr sir lady lord madam madame mister master mistress captain colonel major "
-                    "general admiral doctor professor reverend rev st saint king queen prince princess duke duchess "
-                    "earl count countess baron baroness".split())
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+")
 
 
@@ -909,7 +900,7 @@ def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[st
             continue  # lower-case, or a capitalised function word opening a sentence ("The", "She", "I'm")
         if low in _INTERJECTIONS:
             continue  # "Oh, I've had such a curious dream!": speech, not a name
-        if low in _TITLES:
+        if low in HONORIFICS:
             continue  # "Mrs. Bennet": the title names no one; the word after it may
         core = re.sub(r"['\u2019]s?$", "", low)
         if core not in asked and (names is None or core in names):

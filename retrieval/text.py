@@ -17,12 +17,24 @@ import re
 import unicodedata
 
 __all__ = [
+    "HONORIFICS",
     "split_sentences",
     "split_paragraphs",
     "normalise_whitespace",
     "slugify",
     "smart_title",
 ]
+
+# Titles before a name ("Mrs. Bennet", "Colonel Forster"), and the gender they imply (None: either).
+HONORIFICS: dict[str, str | None] = {
+    "mr": "m", "mrs": "f", "miss": "f", "ms": "f", "madam": "f", "madame": "f", "mme": "f", "mlle": "f",
+    "sir": "m", "lady": "f", "lord": "m", "king": "m", "queen": "f", "prince": "m", "princess": "f",
+    "duke": "m", "duchess": "f", "count": "m", "countess": "f", "baron": "m", "baroness": "f",
+    "aunt": "f", "uncle": "m", "father": "m", "mother": "f", "brother": "m", "sister": "f",
+    "master": "m", "mistress": "f", "dame": "f", "dr": None, "doctor": None, "captain": None, "capt": None,
+    "colonel": None, "admiral": None, "mister": "m", "earl": "m", "professor": None, "old": None, "young": None, "little": None, "saint": None, "st": None,
+    "reverend": None, "rev": None, "judge": None, "general": None, "major": None, "lieutenant": None,
+}
 
 # Closing and opening punctuation that may sit between a full stop and the next sentence.
 _CLOSERS = "\"'\u201d\u2019\u00bb)]_*"
