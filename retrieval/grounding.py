@@ -89,7 +89,7 @@ def candidate_nouns(question: str) -> list[str]:
             continue
         core = re.sub(r"['\u2019]s?$", "", raw)
         w = core.lower()
-        if len(w) < 3 or w in STOPWORDS or w in _GENERIC or w in _DO_AUX or w in _BE_HAVE:
+        if len(w) < 3 or w in STOPWORDS or w in _GENERIC or w in _DO_AUX or w in _BE_HAVE or w in _DETERMINERS:
             continue
         prev = words[i - 1] if i > 0 else ""
         prev2 = words[i - 2] if i > 1 else ""

@@ -593,6 +593,7 @@ class ScoredSentence:
     similarity: float  # cosine similarity to the question
     overlap: float  # share of the question's content words the sentence holds
     score: float
+    context: str = ""  # the sentence before it
 
 
 class SentenceReader:
@@ -622,6 +623,7 @@ class SentenceReader:
         rank_penalty: float = 0.0,
         notice: str | None = None,
         cache_dir: Callable[[str], Path | None] | None = None,
+        focus_check: bool = True,
     ):
         self.encoder = encoder
         self.model_name = model_name or _encoder_name(encoder)
@@ -635,6 +637,7 @@ class SentenceReader:
         )
         self._books: dict[str, tuple[str, list[tuple[int, int]], Any]] = {}
         self.type_window = 5  # best sentences searched for the asked-for number or name before abstaining
+        self.focus_check = focus_check  # the answer sentence (or the one before) must name what is asked about
         self._names: dict[str, tuple[str, frozenset[str]]] = {}
 
     @property
@@ -760,12 +763,21 @@ class SentenceReader:
             overlap = len(q_words & words(row)) / n_words if q_words else 0.0
             return float(sims[row]) + self.overlap_weight * overlap, overlap
 
+        def text_of(row: int | None) -> str:
+            if row is None:
+                return ""
+            if book is not None:
+                a, b = spans[row]
+                return book.text[a:b]
+            return texts[row]
+
         scored = []
         for (p, start, end, text), row, prev, rank in zip(items, rows, prev_rows, ranks):
             own, overlap = match(row)
             context = match(prev)[0] if prev is not None else 0.0
             scored.append(ScoredSentence(p, start, end, text, float(sims[row]), overlap,
-                                         own + self.context_weight * context - self.rank_penalty * rank))
+                                         own + self.context_weight * context - self.rank_penalty * rank,
+                                         text_of(prev)))
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
 
@@ -776,10 +788,15 @@ class SentenceReader:
         # A question that asks for a number or a name is answered only by a sentence holding one (an
         # answer-type check, as in classic factoid QA): similarity alone cannot tell "How old is the
         # captain?" from the sentences that describe him, so without it the fallback never abstains.
+        # Likewise a sentence that answers "What was the name of Victor's dog?" says "dog" (itself or in the
+        # sentence before it): the focus check.
         wanted = expected_answer_type(question)
-        if wanted is not None:
-            names = self.book_names(book) if book is not None else None
-            typed = [s for s in scored[: self.type_window] if has_answer_type(wanted, s.text, question, names)]
+        focus = focus_nouns(question) if self.focus_check else []
+        if wanted is not None or focus:
+            names = self.book_names(book) if book is not None and wanted is not None else None
+            typed = [s for s in scored[: self.type_window]
+                     if (wanted is None or has_answer_type(wanted, s.text, question, names))
+                     and (not focus or mentions_focus(focus, s.context + " " + s.text))]
             if not typed:
                 return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name,
                               notice=self.notice)
@@ -818,8 +835,8 @@ _AGE_WORDS = frozenset(
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred".split()
 )
-_AFTER_AGE = frozenset("years year months month weeks week days old and or but when at in on that this last next "
-                       "now then yet".split())
+_AFTER_AGE = frozenset("old and or but when at in on that this last next now then yet".split())
+_TIME_UNITS = frozenset("years year months month weeks week days day".split())
 _AGE_QUESTION = re.compile(r"^\s*(?:(?:and|so|but)\s+)?(?:how\s+old\b|(?:at\s+)?what\s+age\b)", re.IGNORECASE)
 _NUMBER_QUESTION = re.compile(
     r"^\s*(?:(?:and|so|but)\s+)?(?:how\s+(?:many|much|old|long|far|tall|high|deep|wide|often)\b"
@@ -879,6 +896,14 @@ def _has_age(sentence: str) -> bool:
         if not ok:
             continue
         nxt = toks[i + 1].lower() if i + 1 < len(toks) else ""
+        if nxt in _TIME_UNITS:
+            # "forty-seven years old", "thirty-seven years of age", "a girl of sixteen years."; not a
+            # duration ("some five years ago", "for over twenty years proof against ...").
+            after = toks[i + 2].lower() if i + 2 < len(toks) else ""
+            before = toks[i - 1].lower() if i > 0 else ""
+            if after in ("old", "of") or (before in ("of", "aged") and not after[:1].isalnum()):
+                return True
+            continue
         if nxt == "" or nxt in _AFTER_AGE or not nxt[:1].isalnum():
             return True
     return False
@@ -906,6 +931,76 @@ def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[st
         if core not in asked and (names is None or core in names):
             return True
     return False
+
+
+# Irregular plurals, so that "How many children ...?" finds "one child".
+_IRREGULAR = {"children": "child", "men": "man", "women": "woman", "feet": "foot", "teeth": "tooth",
+              "mice": "mouse", "geese": "goose", "people": "person", "wives": "wife", "knives": "knife",
+              "lives": "life", "leaves": "leaf", "wolves": "wolf", "thieves": "thief", "halves": "half",
+              "loaves": "loaf", "shelves": "shelf", "oxen": "ox", "gentlemen": "gentleman",
+              "brethren": "brother"}
+_TEXT_TOKEN = re.compile(r"[A-Za-z]+(?:[-'\u2019][A-Za-z]+)*")
+
+
+def _noun_key(word: str) -> str:
+    from retrieval.sparse import s_stem
+
+    w = re.sub(r"['\u2019]s?$", "", word.lower())
+    return s_stem(_IRREGULAR.get(w, w)).replace("-", "")  # "step-daughter" is a stepdaughter
+
+
+_SUBORDINATORS = frozenset("when whenever while after before until till since because though although if once "
+                           "unless whereas".split())
+
+
+def focus_nouns(question: str) -> list[str]:
+    """The common nouns a factoid question asks about ("dog" in "What was the name of Victor's dog?",
+    "brothers" in "How many brothers did Henry have?"): the grounding check's nouns of the question,
+    without its names, without a noun that only introduces a name ("her brother Toby"), and, in a question
+    with do-support, only those of the wh-phrase ("What did the lad do when he sat by the door?" asks about
+    neither the lad, whom the answer may call "he", nor the door), and none in a clause that says when or
+    why ("What was Nell holding when she came into the square?"). The words after such a noun in its
+    phrase count as well, for a noun taken for an adjective ("the little old woman"). [] for why / how / what-happened questions, which the book may answer in
+    other words."""
+    from retrieval.grounding import _DETERMINERS, _possessive, candidate_nouns
+
+    nouns = set(candidate_nouns(question))
+    if not nouns:
+        return []
+    words = _TOKEN.findall(question)
+    lows = [re.sub(r"['\u2019]s?$", "", w).lower() for w in words]
+    allowed = set(range(len(words)))
+    do = next((i for i, w in enumerate(lows) if w in ("do", "does", "did")), None)
+    if do is not None:  # only the wh-phrase ("How many brothers did ..."); the subject is often "he" in the answer
+        allowed = set(range(do))
+    clause = next((i for i, w in enumerate(lows) if i > 0 and w in _SUBORDINATORS), None)
+    if clause is not None:  # "... when she came into the square": when, not what, is asked about
+        allowed = {i for i in allowed if i < clause}
+    out: list[str] = []
+    for i in sorted(allowed):
+        w = lows[i]
+        if w not in nouns or w in out or (i > 0 and words[i][:1].isupper()):
+            continue
+        if i + 1 < len(words) and words[i + 1][:1].isupper():
+            continue  # in apposition to a name: "Wren's brother Toby" asks about Toby
+        if i == 0 or not (words[i - 1].lower() in _DETERMINERS or _possessive(words[i - 1])):
+            continue  # only right after a determiner or a possessive ("the people doing" is no noun phrase)
+        out.append(w)
+        for nxt, low in zip(words[i + 1 : i + 3], lows[i + 1 : i + 3]):
+            if not nxt[:1].islower() or low in _STOP or len(low) < 3:
+                break
+            if low not in out:
+                out.append(low)
+    return out
+
+
+def mentions_focus(focus: Sequence[str], text: str) -> bool:
+    """Whether ``text`` uses one of the ``focus`` nouns in a simple form (plural, irregular plural,
+    possessive, with or without a hyphen); a compound is its own word ("dog-cart" is not a dog)."""
+    from retrieval.grounding import _forms
+
+    keys = {_noun_key(t) for t in _TEXT_TOKEN.findall(text)}
+    return any(any(f in keys for f in _forms(_noun_key(w))) for w in focus)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -271,6 +271,54 @@ def test_sentence_reader_picks_the_matching_sentence(minilm_path):
         assert sent.score == pytest.approx(plain[sent.text] - (0.0 if sent.text in first else 0.5))
 
 
+@pytest.mark.parametrize(
+    "question, focus",
+    [
+        ("What was the name of Victor's dog?", ["dog"]),
+        ("How many brothers did Henry Clerval have?", ["brothers"]),
+        ("What was the name of the Bennets' cook?", ["cook"]),
+        ("Who was the mayor of Geneva?", ["mayor"]),  # Geneva is a name, not what is asked about
+        ("What did Alice see running close by her?", []),
+        ("How old is Wren Tolley's brother Toby?", []),  # asks about Toby, whom the answer may not call a brother
+        ("How many of its feathers did the bird lose?", ["feathers"]),  # "its" is no noun
+        # With do-support only the wh-phrase counts: the answer may call the lad "he", and the door is
+        # where, not what, is asked about.
+        ("What did the lad do when he sat before the church door?", []),
+        ("Why did Wren hide the letter?", []),  # answered by inference, in words the book need not use
+    ],
+)
+def test_focus_nouns(question, focus):
+    from retrieval.reader import focus_nouns
+
+    assert focus_nouns(question) == focus
+
+
+def test_mentions_focus_in_simple_forms_but_not_inside_a_compound():
+    from retrieval.reader import mentions_focus
+
+    assert mentions_focus(["children"], "She had one child, a girl.")
+    assert mentions_focus(["dog"], "The dogs barked at the gate.") and mentions_focus(["dog"], "the dog\u2019s collar")
+    assert not mentions_focus(["dog"], "A tall dog-cart dashed up through the gloom.")
+    assert mentions_focus(["stepdaughter"], "that of his step-daughter")
+    assert not mentions_focus(["brothers"], "Clerval endeavoured to say a few words of consolation.")
+
+
+def test_sentence_reader_answers_only_from_a_sentence_naming_what_is_asked(minilm_path):
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(str(minilm_path), device="cpu")
+    book = _book()
+    candidates = [Candidate(_passage(book, "The fishing", 1), 1.0), Candidate(_passage(book, "The wind", 2), 0.5)]
+    question = "How many dogs did Amos keep?"  # the book counts years, never dogs
+    unchecked = SentenceReader(encoder, model_name="all-MiniLM-L6-v2", focus_check=False).read(question, candidates, book)
+    assert not unchecked.abstained and "forty-seven" in unchecked.answer
+    checked = SentenceReader(encoder, model_name="all-MiniLM-L6-v2").read(question, candidates, book)
+    assert checked.abstained and checked.answer == "" and checked.evidence == []
+    # The sentence before counts: "the light" is named there, the count in the sentence itself.
+    years = SentenceReader(encoder, model_name="all-MiniLM-L6-v2").read("How many years had Amos kept the light?", candidates, book)
+    assert "forty-seven years" in years.answer
+
+
 def test_load_reader_falls_back_and_says_why(settings, tiny_qa_dir):
     missing = settings.replace(reader="some-org/not-on-this-machine")
     choice = resolve_reader(missing)
@@ -401,6 +449,10 @@ def test_has_answer_type_needs_a_number_or_a_new_name():
     assert has_answer_type("age", "twelve", "How old is Wren?")
     assert not has_answer_type("age", "Out of it came Mrs Vane, with one glove on and one glove off.", "How old is Wren?")
     assert not has_answer_type("age", "He asked me a thousand questions.", "How old is Mr. Darcy?")
+    # A number of years is an age when it is "old" or "of age", not when it measures time.
+    assert has_answer_type("age", "He is now thirty-seven years of age.", "How old is he?")
+    assert not has_answer_type("age", "Some five years ago, during a visit to Warsaw, I met her.", "How old is she?")
+    assert not has_answer_type("age", "He has been for over twenty years proof against it.", "How old is he?")
     assert has_answer_type("name", "Wren found it behind the loose stone.", "Who found the letter?")
     # Names already in the question do not answer it; a capitalised opening word is no name.
     assert not has_answer_type("name", "The captain spoke to Wren.", "Who did Wren meet?")
