@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from retrieval.grounding import _DETERMINERS, _forms, _possessive, candidate_nouns
+from retrieval.sparse import s_stem
 from retrieval.text import HONORIFICS, split_sentences
 from vignette import offline
 from vignette.documents import Answer, Book, Candidate, Evidence, Passage
@@ -943,8 +945,6 @@ _TEXT_TOKEN = re.compile(r"[A-Za-z]+(?:[-'\u2019][A-Za-z]+)*")
 
 
 def _noun_key(word: str) -> str:
-    from retrieval.sparse import s_stem
-
     w = re.sub(r"['\u2019]s?$", "", word.lower())
     return s_stem(_IRREGULAR.get(w, w)).replace("-", "")  # "step-daughter" is a stepdaughter
 
@@ -960,10 +960,8 @@ def focus_nouns(question: str) -> list[str]:
     with do-support, only those of the wh-phrase ("What did the lad do when he sat by the door?" asks about
     neither the lad, whom the answer may call "he", nor the door), and none in a clause that says when or
     why ("What was Nell holding when she came into the square?"). The words after such a noun in its
-    phrase count as well, for a noun taken for an adjective ("the little old woman"). [] for why / how / what-happened questions, which the book may answer in
-    other words."""
-    from retrieval.grounding import _DETERMINERS, _possessive, candidate_nouns
-
+    phrase count as well, for a noun taken for an adjective ("the little old woman"). [] for why / how /
+    what-happened questions, which the book may answer in other words."""
     nouns = set(candidate_nouns(question))
     if not nouns:
         return []
@@ -997,8 +995,6 @@ def focus_nouns(question: str) -> list[str]:
 def mentions_focus(focus: Sequence[str], text: str) -> bool:
     """Whether ``text`` uses one of the ``focus`` nouns in a simple form (plural, irregular plural,
     possessive, with or without a hyphen); a compound is its own word ("dog-cart" is not a dog)."""
-    from retrieval.grounding import _forms
-
     keys = {_noun_key(t) for t in _TEXT_TOKEN.findall(text)}
     return any(any(f in keys for f in _forms(_noun_key(w))) for w in focus)
 
