@@ -797,7 +797,8 @@ class SentenceReader:
         if wanted is not None or focus:
             names = self.book_names(book) if book is not None and wanted is not None else None
             typed = [s for s in scored[: self.type_window]
-                     if (wanted is None or has_answer_type(wanted, s.text, question, names))
+                     if (wanted is None or has_answer_type(wanted, s.text, question, names,
+                                                           focus if wanted == "name" else (), s.context))
                      and (not focus or mentions_focus(focus, s.context + " " + s.text))]
             if not typed:
                 return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name,
@@ -911,28 +912,63 @@ def _has_age(sentence: str) -> bool:
     return False
 
 
-def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[str] | None = None) -> bool:
+# How far (in words) a name may stand from the noun it names: "Pilot was a shaggy brown dog", "my poor
+# sister Julia", "the girl's stepfather, Mr. James Windibank".
+NAME_WINDOW = 6
+
+
+def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[str] | None = None,
+                    focus: Sequence[str] = (), context: str = "") -> bool:
     """Whether ``sentence`` holds an age, a number (digits or number words) or a name the question lacks
-    (one of ``names``, the book's names, when given)."""
+    (one of ``names``, the book's names, when given). With ``focus`` (the nouns a name question asks
+    about, :func:`focus_nouns`), the name must stand within :data:`NAME_WINDOW` words of one of them (or of
+    "name", "named", "called" in the sentence), in the sentence or across from the end of ``context`` (the
+    sentence before), not right before it and not after a preposition:
+    "Colonel Forster" and "his dog, Pilot" name the colonel and the dog; in "Mr. Darcy ... has two or
+    three French cooks" no one names a cook, and "a Cheshire Cat" is a kind of cat."""
     if kind == "age":
         return _has_age(sentence)
-    tokens = _TOKEN.findall(sentence)
     if kind == "number":
+        tokens = _TOKEN.findall(sentence)
         return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)
     asked = {re.sub(r"['\u2019]s?$", "", w.lower()) for w in _TOKEN.findall(question)}  # "Alice's" asks about Alice
     asked |= {w[:-1] for w in asked if len(w) > 3 and w.endswith("s")}  # "the Bennets' cook" about a Bennet
-    for tok in tokens:
+
+    def is_name(tok: str) -> bool:
         low = tok.lower()
         if not tok[0].isupper() or low in _STOP or low.split("'")[0] in _STOP or low.split("\u2019")[0] in _STOP:
-            continue  # lower-case, or a capitalised function word opening a sentence ("The", "She", "I'm")
+            return False  # lower-case, or a capitalised function word opening a sentence ("The", "She", "I'm")
         if low in _INTERJECTIONS:
-            continue  # "Oh, I've had such a curious dream!": speech, not a name
+            return False  # "Oh, I've had such a curious dream!": speech, not a name
         if low in HONORIFICS:
-            continue  # "Mrs. Bennet": the title names no one; the word after it may
+            return False  # "Mrs. Bennet": the title names no one; the word after it may
         core = re.sub(r"['\u2019]s?$", "", low)
-        if core not in asked and (names is None or core in names):
-            return True
+        return core not in asked and (names is None or core in names)
+
+    if not focus:
+        return any(is_name(tok) for tok in _TOKEN.findall(sentence))
+    before = _TEXT_TOKEN.findall(context)
+    words = before + _TEXT_TOKEN.findall(sentence)
+    wanted = {f for w in focus for f in _forms(_noun_key(w))}
+    at = [i for i, w in enumerate(words) if _noun_key(w) in wanted]
+    # "A great dog came bounding down the steps. His name was Pilot.": a naming word of the sentence
+    # stands for the noun (the caller checks that the noun is there).
+    at += [i for i in range(len(before), len(words)) if words[i].lower() in _NAMING_WORDS]
+    for i in range(len(before), len(words)):
+        if not is_name(words[i]) or not any(0 < abs(i - j) <= NAME_WINDOW and i != j - 1 for j in at):
+            continue
+        k = i - 1
+        while k >= 0 and words[k].lower() in HONORIFICS and k not in at:  # "to Mr. Hardy"; "to Colonel Forster" asked about a colonel
+            k -= 1
+        if k >= 0 and words[k].lower() in _PREPOSITIONS:
+            continue  # "a servant in Geneva", "the wife of Mr. Hardy": a place or an owner, not the name
+        return True
     return False
+
+
+_NAMING_WORDS = frozenset("name named called christened".split())
+_PREPOSITIONS = frozenset("in at from to into onto upon on for with by near of about toward towards through across "
+                          "over under beside between among against without within".split())
 
 
 # Irregular plurals, so that "How many children ...?" finds "one child".

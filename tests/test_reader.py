@@ -468,6 +468,43 @@ def test_has_answer_type_needs_a_number_or_a_new_name():
     assert "dinah" in names and "adventures" not in names
     assert not has_answer_type("name", "All these strange Adventures of hers.", "What was her name?", names)
     assert has_answer_type("name", "The cat was called Dinah.", "What was the cat's name?", names)
+
+
+@pytest.mark.parametrize("sentence, context, named", [
+    # The name stands near the noun asked about: after it, before it, or across from the sentence before.
+    ("\u201cYou can imagine that my poor sister Julia and I had no great pleasure in our lives.", "", True),
+    ("\u201cThis is the girl\u2019s stepfather, Mr. James Windibank,\u201d said Holmes.", "", True),
+    ("Pilot was a shaggy brown dog, roughly the size and shape of a hearthrug.", "", True),
+    ("I have written to Colonel Forster to ask him.", "", True),
+    ("His name was Pilot.", "A great dog came bounding down the steps.", True),
+    # A name far from the noun, right before it (a kind of cook, a kind of cat), or after a preposition
+    # (a place, an owner) names no one.
+    ("\u201cAh, Watson,\u201d said Holmes, smiling, \u201cperhaps you would not be very gracious either, if, after "
+     "all the trouble of wooing and wedding, you found yourself deprived in an instant of wife and of fortune.", "", False),
+    ("And even Mr. Darcy acknowledged that the partridges were well done; he has two or three French cooks.", "", False),
+    ("\u201cIt\u2019s a friend of mine\u2014a Cheshire Cat,\u201d said Alice.", "", False),
+    ("A servant in Geneva does not mean the same thing as elsewhere.", "", False),
+    ("She was the wife of Mr. Hardy, the foreman.", "", False),
+])
+def test_a_name_answers_a_name_question_only_near_the_noun_asked_about(sentence, context, named):
+    from retrieval.reader import focus_nouns, has_answer_type
+
+    question = {"sister": "What was the name of Helen Stoner's sister?",
+                "stepfather": "What was the name of Mary Sutherland's stepfather?",
+                "dog": "What is the name of Amos Fenwick's dog?",
+                "Colonel": "What was the name of the regiment's colonel?",
+                "Pilot.": "What is the name of Amos Fenwick's dog?",
+                "wife of": "What was the name of the foreman's wife?",
+                "wife": "What was the name of Watson's wife?",
+                "cooks": "What was the name of the Bennets' cook?",
+                "Cat": "What is the name of Alice's cat?",
+                "servant": "What was the name of the servant?"}
+    q = next(v for k, v in question.items() if k in sentence)
+    focus = focus_nouns(q)
+    assert focus
+    assert has_answer_type("name", sentence, q, None, focus, context) is named
+    # Without a focus any new name will do (the check as it was before).
+    assert has_answer_type("name", sentence + " Then Hester came.", q)
     # Nor is an interjection opening a line of speech.
     assert not has_answer_type("name", "\u201cOh, I\u2019ve had such a curious dream!\u201d said Alice.",
                                "What was the name of Alice's sister?")
