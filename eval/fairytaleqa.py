@@ -105,10 +105,12 @@ def evaluate(args, settings: Settings) -> dict:
 
     # 2. The product's retriever over in-memory stories.
     overrides = {"reranker": str(args.rerank) if args.rerank else None, "candidates": args.candidates,
-                 "fusion": args.fusion}
+                 "fusion": args.fusion, "cross_encoder": str(args.cross) if args.cross else None,
+                 "cross_depth": args.cross_depth, "cross_weight": args.cross_weight}
     if args.embedding_model:
         overrides["embedding_model"] = str(args.embedding_model)
-    settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None or k == "reranker"})
+    settings = settings.replace(**{k: v for k, v in overrides.items()
+                                   if v is not None or k in ("reranker", "cross_encoder")})
     retriever = HybridRetriever(None, settings, retrievers=views,
                                 weights=parse_weights(args.weights), rerank_depth=args.rerank_depth,
                                 rerank_mode=args.rerank_mode)
@@ -189,6 +191,7 @@ def evaluate(args, settings: Settings) -> dict:
         "retrievers": list(retriever.retrievers), "fusion": retriever.fusion,
         "embedding_model": settings.embedding_model, "rerank": str(args.rerank) if args.rerank else None,
         "rerank_mode": args.rerank_mode if args.rerank else None, "rerank_depth": args.rerank_depth if args.rerank else None,
+        "cross_encoder": {"path": str(args.cross), "depth": args.cross_depth, "weight": args.cross_weight} if args.cross else None,
         "weights": retriever.weights, "rrf_k": settings.rrf_k if retriever.fusion == "rrf" else None, "candidates": settings.candidates,
         "reader": getattr(reader, "name", None),
         "reader_rerank": {"depth": depth, "weight": args.reader_rerank_weight} if depth else None, "grounding_threshold": args.grounding, "reader_passages": args.reader_passages if reader else None,
@@ -213,6 +216,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank-depth", type=int, default=20, help="N: fused candidates the poly-encoder re-orders "
                         "(RRF, or replace; score fusion scores the whole pool)")
     parser.add_argument("--reader", help="QA model folder or hub id ('sentence' for the sentence fallback)")
+    parser.add_argument("--cross", type=Path, help="a trained cross-encoder folder (python -m retrieval.train_cross) "
+                        "re-scoring the fused top --cross-depth")
+    parser.add_argument("--cross-depth", type=int, default=Settings.cross_depth)
+    parser.add_argument("--cross-weight", type=float, default=Settings.cross_weight)
     parser.add_argument("--reader-rerank", type=int, default=0, metavar="N",
                         help="the reader reads the top N passages and its confidence re-ranks them (needs --reader "
                         "FOLDER); the retrieval metrics are then those of the re-ranked list")

@@ -250,6 +250,11 @@ class HybridRetriever:
 
             reranker = PolyEncoderReranker(settings.reranker)
         self.reranker = reranker
+        self.cross = None  # the cross-encoder: re-scores the fused head (retrieval/cross_encoder.py)
+        if settings.cross_encoder:
+            from retrieval.cross_encoder import CrossEncoderReranker
+
+            self.cross = CrossEncoderReranker(settings.cross_encoder, settings.cross_depth, settings.cross_weight)
         self._window_memo: dict[tuple, WindowIndex] = {}
         self._fingerprint: str | None = None
 
@@ -417,7 +422,9 @@ class HybridRetriever:
                 fused_score.update(refused)
             ranked = new_head + [pid for pid in ranked if pid not in poly]
 
-        # 4. Candidates, best first; the spoiler limit checked once more on the way out.
+        # 4. Candidates, best first; the spoiler limit checked once more on the way out. The cross-encoder,
+        # when configured, re-scores the head.
+        wanted = max(top_k, self.cross.depth) if self.cross is not None else top_k
         out = []
         for pid in ranked:
             p = by_id[pid]
@@ -427,6 +434,8 @@ class HybridRetriever:
             per["fused"] = fused_score[pid]
             score = per["poly"] if self.rerank_mode == "replace" and "poly" in per else per["fused"]
             out.append(Candidate(passage=p, score=float(score), scores=per))
-            if len(out) == top_k:
+            if len(out) == wanted:
                 break
-        return out
+        if self.cross is not None:
+            out = self.cross.rerank(question, out)
+        return out[:top_k]

@@ -238,7 +238,9 @@ class AnswerPipeline:
         reader = self.reader
         if hasattr(reader, "warm_up"):
             reader.warm_up()
-        _ = self.retriever
+        cross = getattr(self.retriever, "cross", None)
+        if cross is not None:
+            cross.warm_up()
 
     def status(self) -> dict[str, Any]:
         """What answers questions: the reader (and whether it is the fallback), re-ranker and encoder.
@@ -271,6 +273,7 @@ class AnswerPipeline:
             "reader_notice": notice,
             "configured_reader": self.settings.reader,
             "reranker": reranker,
+            "cross_encoder": self.settings.cross_encoder,
             "encoder": self.settings.embedding_model,
             "retriever": "hybrid: bm25 + dense + sentence windows + sentences, "
                          + ("reciprocal rank fusion" if self.settings.fusion == "rrf" else "weighted z-score fusion"),
@@ -309,19 +312,20 @@ class AnswerPipeline:
 
         # 3. Retrieve (and re-rank): the spoiler limit is applied inside the retriever.
         retriever = self.retriever
-        timed = None
-        if getattr(retriever, "reranker", None) is not None:
-            if not isinstance(retriever.reranker, _TimedReranker):
-                retriever.reranker = _TimedReranker(retriever.reranker)
-            timed = retriever.reranker
-            timed.seconds = 0.0
+        timers = []
+        for attr in ("reranker", "cross"):  # the poly-encoder and the cross-encoder: the "rerank" stage
+            if getattr(retriever, attr, None) is not None:
+                if not isinstance(getattr(retriever, attr), _TimedReranker):
+                    setattr(retriever, attr, _TimedReranker(getattr(retriever, attr)))
+                timers.append(getattr(retriever, attr))
+                timers[-1].seconds = 0.0
         t0 = time.perf_counter()
         reader = self.reader
         extractive = str(getattr(reader, "name", "")).startswith("extractive:")
         depth = self.settings.reader_rerank_depth if extractive else 0
         candidates = retriever.retrieve(book_id, question, top_k=max(top_k, depth), max_chapter=limit)
         t1 = time.perf_counter()
-        rerank_s = timed.seconds if timed is not None else 0.0
+        rerank_s = sum(timer.seconds for timer in timers)
 
         # 4. Read: the QA reader reads the best `reader_passages` (its cost grows with each), or the best
         # `reader_rerank_depth`, which it re-ranks by its own confidence before answering; the sentence
