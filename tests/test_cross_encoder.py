@@ -14,21 +14,7 @@ from retrieval.cross_encoder import CrossEncoder, CrossEncoderReranker
 from vignette.documents import Candidate, Passage
 from vignette.errors import VignetteError
 
-from .test_poly_encoder import PASSAGES, QUESTIONS, _squad
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory, minilm_path):
-    """A tiny random BERT with MiniLM's tokenizer, saved like a real checkpoint."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    path = tmp_path_factory.mktemp("tiny-bert-cross")
-    BertModel(config).save_pretrained(path)
-    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(path)
-    return path
+from .test_poly_encoder import PASSAGES, QUESTIONS, _squad, tiny_base  # noqa: F401  (a tiny random BERT)
 
 
 def tiny_cross(base) -> CrossEncoder:
