@@ -67,16 +67,17 @@ def test_untrained_codes_pool_like_the_bi_encoder(tiny_base):
     assert torch.allclose(context, hidden.mean(0).expand_as(context), atol=5e-3)
 
 
-def test_training_steps_lower_the_loss(tiny_base):
+def train_briefly(model, lr: float, steps: int) -> tuple[list[float], float]:
+    """A few AdamW steps of a (questions x passages) scorer on QUESTIONS[i] -> PASSAGES[i]: the training
+    losses, and the loss after them in eval mode."""
     from retrieval.train_poly import multi_positive_loss
 
-    model = tiny_poly(tiny_base)
     model.train()
     gold = [[0], [1], [2]]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     torch.manual_seed(2)
     losses = []
-    for _ in range(8):
+    for _ in range(steps):
         loss = multi_positive_loss(model(QUESTIONS, PASSAGES), gold)
         optimizer.zero_grad()
         loss.backward()
@@ -84,7 +85,11 @@ def test_training_steps_lower_the_loss(tiny_base):
         losses.append(loss.item())
     model.eval()
     with torch.inference_mode():
-        final = multi_positive_loss(model(QUESTIONS, PASSAGES), gold).item()
+        return losses, multi_positive_loss(model(QUESTIONS, PASSAGES), gold).item()
+
+
+def test_training_steps_lower_the_loss(tiny_base):
+    losses, final = train_briefly(tiny_poly(tiny_base), lr=1e-3, steps=8)
     assert final < losses[0] * 0.7, (losses, final)
 
 
