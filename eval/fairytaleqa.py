@@ -218,8 +218,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reader", help="QA model folder or hub id ('sentence' for the sentence fallback)")
     parser.add_argument("--cross", type=Path, help="a trained cross-encoder folder (python -m retrieval.train_cross) "
                         "re-scoring the fused top --cross-depth")
-    parser.add_argument("--cross-depth", type=int, default=Settings.cross_depth)
-    parser.add_argument("--cross-weight", type=float, default=Settings.cross_weight)
+    parser.add_argument("--cross-depth", type=int, default=Settings.cross_depth,
+                        help=f"fused candidates the cross-encoder re-scores (default {Settings.cross_depth})")
+    parser.add_argument("--cross-weight", type=float, default=Settings.cross_weight,
+                        help=f"weight of its z-scored score (default {Settings.cross_weight})")
     parser.add_argument("--reader-rerank", type=int, default=0, metavar="N",
                         help="the reader reads the top N passages and its confidence re-ranks them (needs --reader "
                         "FOLDER); the retrieval metrics are then those of the re-ranked list")

@@ -41,8 +41,8 @@ class Settings:
     rrf_k: int = 60  # reciprocal-rank-fusion constant (Cormack et al. 2009), when fusion is "rrf"
     reranker: str | None = None  # path to a trained poly-encoder (python -m retrieval.train_poly); None: no re-ranking
     cross_encoder: str | None = None  # path to a trained cross-encoder (python -m retrieval.train_cross) re-scoring the fused top cross_depth; None: off
-    cross_depth: int = 10  # passages the cross-encoder reads per question (one transformer pass each)
-    cross_weight: float = 0.25  # weight of its z-scored score against the z-scored fused retrieval score (chosen on FairytaleQA val with the reader re-ranking after it)
+    cross_depth: int = 20  # passages the cross-encoder reads per question (one transformer pass each)
+    cross_weight: float = 0.5  # weight of its z-scored score against the z-scored fused retrieval score (depth and weight chosen on FairytaleQA val with the reader re-ranking after it)
 
     # --- reading -------------------------------------------------------------------------------------
     reader: str | None = "deepset/roberta-base-squad2"  # extractive QA model (hub id or path); unavailable -> sentence fallback
