@@ -21,7 +21,7 @@ from vignette import offline
 
 offline.prepare()
 
-from retrieval.train_poly import add_common_arguments, load_training_set, train_loop  # noqa: E402
+from retrieval.train_poly import add_common_arguments, start_training, train_loop  # noqa: E402
 from vignette.errors import VignetteError  # noqa: E402
 
 SCALE = 20.0  # cosine x 20: sentence-transformers' MultipleNegativesRankingLoss default
@@ -55,16 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seq-length", type=int, default=192, help="word pieces per passage (MiniLM reads 256 at most)")
     args = parser.parse_args(argv)
     try:
-        import torch
         from sentence_transformers import SentenceTransformer
 
         from retrieval.embedding import resolve_model
 
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        data = load_training_set(args)
-        print(f"training data: {data.summary()}", file=sys.stderr)
-        torch.manual_seed(args.seed)
+        data = start_training(args)
         model = SentenceTransformer(resolve_model(args.init), device="cpu")
         model.max_seq_length = args.max_seq_length
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": args.lr}]

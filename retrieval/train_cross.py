@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from retrieval.train_poly import add_common_arguments, load_training_set, train_loop
+from retrieval.train_poly import add_common_arguments, start_training, train_loop
 from vignette.errors import VignetteError
 
 
@@ -32,15 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.set_defaults(batch_size=8, groups_per_batch=1, max_candidates=6, hard_negatives=3, lr=3e-5)
     args = parser.parse_args(argv)
     try:
-        import torch
-
         from retrieval.cross_encoder import CrossEncoder
 
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        data = load_training_set(args)
-        print(f"training data: {data.summary()}", file=sys.stderr)
-        torch.manual_seed(args.seed)
+        data = start_training(args)
         model = CrossEncoder.from_base(args.init, max_tokens=args.max_tokens)
 
         def score_batch(m, questions, cand_ids):

@@ -391,6 +391,19 @@ def load_training_set(args) -> TrainingSet:
     return data
 
 
+def start_training(args) -> TrainingSet:
+    """How every trainer here begins: torch threads (``--threads``), the training set (reported on stderr),
+    then the seed."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_training_set(args)
+    print(f"training data: {data.summary()}", file=sys.stderr)
+    torch.manual_seed(args.seed)
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m retrieval.train_poly", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -412,11 +425,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from retrieval.poly_encoder import PolyEncoder
 
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        data = load_training_set(args)
-        print(f"training data: {data.summary()}", file=sys.stderr)
-        torch.manual_seed(args.seed)
+        data = start_training(args)
         model = PolyEncoder.from_base(args.init, codes=args.codes, max_candidate_tokens=args.max_candidate_tokens)
         frozen = []
         if args.freeze_candidates:
