@@ -12,6 +12,14 @@ Karras sigmas and the same seed:
    + the backward pass through both) over an unguided step: ``clip_step_ratio``.
 3. **Per preset at 512x512** on a CUDA GPU, when there is one (the number a GPU user cares about); without
    CUDA it says so instead of guessing.
+
+``--full-size`` times the product's own path instead (scene prompt in, PNG out, ``Illustrator.draw``) with
+Stable Diffusion 1.5's components at full size and random weights (``sd15-random``: time and memory
+depend on the architecture, not the weights), on the device and in the dtype the app would choose. For
+each preset, after a warm-up: the median of ``--repeats`` pictures, seconds per step with and without CLIP
+guidance, and peak GPU memory; once: the time to build and move the models. ``--optimize`` then re-times
+the presets with each speed-up applied on top of the previous ones and compares the picture with the
+unoptimised one of the same seed (mean and largest pixel difference, 0-255).
 """
 
 from __future__ import annotations
@@ -44,11 +52,32 @@ def add_parser(subparsers) -> None:
         "--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadier on a busy machine)"
     )
     parser.add_argument("--json", action="store_true", help="print the measurements as one JSON object")
+    parser.add_argument(
+        "--full-size",
+        action="store_true",
+        help="time Illustrator.draw per preset with Stable Diffusion 1.5-sized random models (for a GPU)",
+    )
+    parser.add_argument("--presets", default="fast,quality", help="with --full-size: presets to time")
+    parser.add_argument("--preset-size", default="512x512", help="with --full-size: picture size (default 512x512)")
+    parser.add_argument(
+        "--optimize",
+        default="",
+        help="with --full-size: speed-ups to add one after another, comma-separated, from "
+        + ", ".join(OPTIMIZATIONS),
+    )
+    parser.add_argument("--out", help="with --full-size: write the JSON report (and the last pictures) here")
     parser.set_defaults(func=run)
+
+
+# Speed-ups --optimize can add (each on top of the ones before it); see apply_optimization.
+OPTIMIZATIONS = ("no_sdpa", "channels_last", "clip_fp16", "compile", "clip_decode_half", "clip_every_4")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import torch
+
+    if args.full_size:
+        return run_full_size(args, settings)
 
     from illustration.denoiser import CFGDenoiser, encode_prompts, make_denoiser
     from illustration.guidance import CLIPGuidance, ClipGuidanceSettings
@@ -225,3 +254,182 @@ def _tmp_png():
     import tempfile
 
     return tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
+
+
+def apply_optimization(name: str, models, options_overrides: dict) -> None:
+    """Change the loaded models (or the drawing options) for one --optimize entry."""
+    import torch
+
+    if name == "no_sdpa":  # the baseline attention before PyTorch 2's fused scaled-dot-product kernels
+        from diffusers.models.attention_processor import AttnProcessor
+
+        models.unet.set_attn_processor(AttnProcessor())
+        models.vae.set_attn_processor(AttnProcessor())
+    elif name == "sdpa":
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        models.unet.set_attn_processor(AttnProcessor2_0())
+        models.vae.set_attn_processor(AttnProcessor2_0())
+    elif name == "channels_last":
+        models.unet.to(memory_format=torch.channels_last)
+        models.vae.to(memory_format=torch.channels_last)
+    elif name == "clip_fp16":
+        models.clip.model.half()
+    elif name == "compile":
+        models.unet = torch.compile(models.unet)
+    elif name == "clip_decode_half":
+        options_overrides["clip_decode_scale"] = 0.5
+    elif name == "clip_every_4":
+        options_overrides["clip_every"] = 4
+    else:
+        raise SystemExit(f"unknown optimisation {name!r}; choose from {', '.join(OPTIMIZATIONS)}")
+
+
+def run_full_size(args: argparse.Namespace, settings: Settings) -> int:
+    """Per preset, through Illustrator.draw: seconds a picture, per step guided and unguided, peak memory."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from illustration.denoiser import CFGDenoiser, encode_prompts, make_denoiser
+    from illustration.guidance import CLIPGuidance, ClipGuidanceSettings
+    from illustration.illustrator import Illustrator
+    from illustration.models import SD15_RANDOM, load_image_models
+    from illustration.options import parse_size, resolve_options
+    from illustration.sampler import karras_sigmas, sample
+
+    # 1. Check inputs.
+    width, height = parse_size(args.preset_size)
+    names = [n.strip() for n in args.presets.split(",") if n.strip()]
+    steps_to_add = [n.strip() for n in args.optimize.split(",") if n.strip()]
+    for name in names:
+        resolve_options(name, settings=settings, size=(width, height))
+    out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="vignette-bench-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profile = SD15_RANDOM if args.models == "tiny-random" else args.models
+    settings = settings.replace(image_models=profile)
+    cuda = torch.cuda.is_available() and settings.device in ("auto", "cuda") or settings.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    text = "a storybook illustration of a girl in a red scarf on a lighthouse gallery at dawn, ink and watercolour"
+    seed = 1234
+
+    # 2. Build and move the models once.
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    models = load_image_models(settings)
+    sync()
+    load_s = time.perf_counter() - start
+    illustrator = Illustrator(settings)
+
+    def draw(name: str, overrides: dict, path: str):
+        options = resolve_options(name, settings=settings, seed=seed, size=(width, height), **overrides)
+        sync()
+        t0 = time.perf_counter()
+        picture = illustrator.draw(text, options, out=path)
+        sync()
+        return time.perf_counter() - t0, picture, options
+
+    def per_step(options, guided: bool) -> float:
+        """Median seconds a step of the preset's sampler, every step guided or none."""
+        embeds, _ = encode_prompts(models.text_encoder, models.tokenizer, ["", text], models.device)
+        denoiser = CFGDenoiser(make_denoiser(models.unet, models.alphas_cumprod, models.prediction_type))
+        sigmas = karras_sigmas(denoiser, options.steps, device=models.device)
+        extra = {"cond": embeds[1:], "uncond": embeds[:1], "cond_scale": options.cfg_scale}
+        shape = (1, models.latent_channels, height // models.vae_scale_factor, width // models.vae_scale_factor)
+        model_fn = denoiser
+        if guided:
+            scaling = models.scaling_factor
+
+            def decode(latents):
+                return models.vae.decode((latents / scaling).to(models.vae.dtype)).sample
+
+            cfg = ClipGuidanceSettings(scale=max(options.clip_scale, 100.0), cutouts=options.clip_cutouts, every=1,
+                                       decode_scale=options.clip_decode_scale)
+            model_fn = CLIPGuidance(models.clip, text, decode, cfg, sigmas, seed=seed).wrap(denoiser)
+        times = []
+        for _ in range(3):
+            sync()
+            t0 = time.perf_counter()
+            sample(model_fn, shape, sigmas, options.sampler, seed, extra_args=extra)
+            sync()
+            times.append((time.perf_counter() - t0) / options.steps)
+        return statistics.median(times)
+
+    def time_presets(label: str, overrides: dict, baseline: dict | None) -> dict:
+        rows = {}
+        for name in names:
+            path = str(out_dir / f"{label}-{name}.png")
+            draw(name, overrides, path)  # warm-up (kernels, autotuning, compilation)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            times = []
+            for _ in range(args.repeats):
+                seconds, picture, options = draw(name, overrides, path)
+                times.append(seconds)
+            row = {
+                "seconds": round(statistics.median(times), 4),
+                "all_seconds": [round(t, 4) for t in times],
+                "steps": options.steps,
+                "sampler": options.sampler,
+                "clip_scale": options.clip_scale,
+                "clip_every": options.clip_every,
+                "clip_cutouts": options.clip_cutouts,
+                "clip_decode_scale": options.clip_decode_scale,
+                "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3) if cuda else None,
+                "step_unguided_s": round(per_step(options, False), 5),
+                "step_guided_s": round(per_step(options, True), 5) if models.clip is not None else None,
+            }
+            pixels = np.asarray(picture.image, dtype=np.float32)
+            np.save(out_dir / f"{label}-{name}.npy", pixels)
+            if baseline is not None and name in baseline:
+                ref = np.load(out_dir / f"baseline-{name}.npy")
+                row["vs_baseline_mean_abs"] = round(float(np.abs(pixels - ref).mean()), 3)
+                row["vs_baseline_max_abs"] = round(float(np.abs(pixels - ref).max()), 3)
+            rows[name] = row
+            print(f"{label:>24} {name:>8}: {row['seconds']:.3f} s a picture; a step {row['step_unguided_s']*1000:.1f} ms "
+                  f"unguided, {(row['step_guided_s'] or 0)*1000:.1f} ms guided; peak {row['peak_gpu_gib']} GiB",
+                  flush=True)
+        return rows
+
+    # 3. The presets as the app draws them, then with each optimisation added on top.
+    report = {
+        "models": models.names,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "dtype": str(models.dtype).replace("torch.", ""),
+        "size": [width, height],
+        "repeats": args.repeats,
+        "torch": torch.__version__,
+        "load_and_move_s": round(load_s, 3),
+        "attention": type(next(iter(models.unet.attn_processors.values()))).__name__,
+        "runs": {},
+    }
+    print(f"models built and moved in {load_s:.1f} s ({report['dtype']} on {report['device']}); "
+          f"attention: {report['attention']}", flush=True)
+    overrides: dict = {}
+    report["runs"]["baseline"] = time_presets("baseline", overrides, None)
+    applied = []
+    (out_dir / "bench_full_size.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name in steps_to_add:
+        t0 = time.perf_counter()
+        applied.append(name)
+        label = "+".join(applied)
+        try:
+            apply_optimization(name, models, overrides)
+            rows = time_presets(label, dict(overrides), report["runs"]["baseline"])
+        except Exception as err:  # noqa: BLE001 - one failing speed-up must not lose the others' figures
+            print(f"{label}: failed: {err.__class__.__name__}: {err}", flush=True)
+            report["runs"][label] = {"error": f"{err.__class__.__name__}: {str(err)[:300]}"}
+            applied.pop()
+            continue
+        rows["applied_s"] = round(time.perf_counter() - t0, 2)  # includes the warm-ups (compilation)
+        report["runs"][label] = rows
+        (out_dir / "bench_full_size.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report))
+    print(f"report: {out_dir / 'bench_full_size.json'}")
+    del os
+    return 0

@@ -248,6 +248,7 @@ class Illustrator:
                     scale=float(options.clip_scale),
                     cutouts=int(options.clip_cutouts),
                     every=int(options.clip_every),
+                    decode_scale=float(options.clip_decode_scale),
                 )
                 scaling = m.scaling_factor
 

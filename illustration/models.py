@@ -40,6 +40,11 @@ DEFAULT_DIFFUSION = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CLIP = "ViT-B-32:laion2b_s34b_b79k"
 TINY = "tiny-random"
 TINY_V = "tiny-random-v"
+# Stable Diffusion 1.5's architecture at full size (UNet, VAE, CLIP ViT-L/14 text encoder) and open_clip
+# ViT-B-32, all with random weights: time and memory are those of the real models (they depend on the
+# architecture, not the weights), so speed can be measured where the weights cannot be downloaded.
+# Pictures are noise.
+SD15_RANDOM = "sd15-random"
 NOISE_NOTICE = (
     "This picture is noise: the tiny-random models are untrained and only check the mechanics. "
     "For real pictures use --models default (or VIGNETTE_IMAGE_MODELS)."
@@ -58,8 +63,13 @@ class ModelProfile:
     def is_tiny(self) -> bool:
         return self.diffusion in (TINY, TINY_V)
 
+    @property
+    def is_random(self) -> bool:
+        """Built locally with random weights (tiny, or full size for timing)."""
+        return self.is_tiny or self.diffusion == SD15_RANDOM
 
-PROFILE_NAMES = ("default", TINY, TINY_V)
+
+PROFILE_NAMES = ("default", TINY, TINY_V, SD15_RANDOM)
 
 
 def resolve_profile(settings, spec: str | None = None) -> ModelProfile:
@@ -70,6 +80,8 @@ def resolve_profile(settings, spec: str | None = None) -> ModelProfile:
         return ModelProfile("default", DEFAULT_DIFFUSION, clip)
     if spec in (TINY, TINY_V):
         return ModelProfile(spec, spec, TINY)
+    if spec == SD15_RANDOM:
+        return ModelProfile(spec, spec, "ViT-B-32 (random)")
     return ModelProfile(spec, spec, clip)
 
 
@@ -88,6 +100,8 @@ def image_models_status(settings, spec: str | None = None) -> tuple[bool, str]:
             True,
             "tiny-random image models (built locally; pictures are noise, for checking the mechanics)",
         )
+    if profile.diffusion == SD15_RANDOM:
+        return True, "Stable Diffusion 1.5-sized models with random weights (for timing; pictures are noise)"
     ok, what = _diffusion_status(profile.diffusion, settings)
     if not ok:
         return False, _missing_message(profile, what)
@@ -327,6 +341,8 @@ def load_image_models(settings, spec: str | None = None) -> ImageModels:
             if profile.is_tiny:
                 models = build_tiny_random(device, dtype, v_prediction=profile.diffusion == TINY_V)
                 models.profile = profile
+            elif profile.diffusion == SD15_RANDOM:
+                models = build_sd15_random(device, dtype)
             else:
                 models = _load_real(profile, settings, device, dtype)
             _CACHE[key] = models
@@ -485,15 +501,23 @@ def _tiny_dir() -> Path:
     if _TINY_DIR is not None:
         return _TINY_DIR
     import open_clip
-    from open_clip.tokenizer import bytes_to_unicode, default_bpe
 
     folder = Path(tempfile.mkdtemp(prefix="vignette-tiny-"))
     (folder / "clip").mkdir()
     (folder / "clip" / f"{_TINY_CLIP_NAME}.json").write_text(json.dumps(_TINY_CLIP_CONFIG))
     open_clip.add_model_config(folder / "clip")
-    # The tokenizer: CLIP's real byte-level BPE (packaged with open_clip), cut to its first 2,000 merges.
+    _write_clip_bpe(folder, 2000)
+    _TINY_DIR = folder
+    return folder
+
+
+def _write_clip_bpe(folder: Path, n_merges: int) -> None:
+    """CLIP's real byte-level BPE (packaged with open_clip), its first ``n_merges`` merges, as the
+    ``vocab.json``/``merges.txt`` pair CLIPTokenizer reads. 48,894 merges give CLIP's full 49,408 tokens."""
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+
     with gzip.open(default_bpe(), "rt", encoding="utf-8") as fh:
-        merges = [tuple(line.split()) for line in fh.read().split("\n")[1:2001]]
+        merges = [tuple(line.split()) for line in fh.read().split("\n")[1 : n_merges + 1]]
     vocab = list(bytes_to_unicode().values())
     vocab = (
         vocab
@@ -503,8 +527,6 @@ def _tiny_dir() -> Path:
     )
     (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
-    _TINY_DIR = folder
-    return folder
 
 
 def build_tiny_random(device=None, dtype=None, *, v_prediction: bool = False, seed: int = 0) -> ImageModels:
@@ -584,4 +606,81 @@ def build_tiny_random(device=None, dtype=None, *, v_prediction: bool = False, se
         dtype=dtype,
         names={"diffusion": f"{name} (random)", "clip": f"{_TINY_CLIP_NAME} (random)"},
         notice=NOISE_NOTICE,
+    )
+
+
+def build_sd15_random(device=None, dtype=None, *, seed: int = 0) -> ImageModels:
+    """Stable Diffusion 1.5's components at full size from its published configuration, with random weights:
+    the UNet (block_out_channels 320/640/1280/1280, cross-attention 768), the VAE (128/256/512/512), the CLIP
+    ViT-L/14 text encoder with CLIP's full 49,408-token BPE, and open_clip ViT-B-32 for guidance. For timing
+    and memory (``python -m eval.bench sample --full-size``): pictures are noise."""
+    import open_clip
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    device = device or torch.device("cpu")
+    dtype = dtype or torch.float32
+    folder = Path(tempfile.mkdtemp(prefix="vignette-sd15-"))
+    _write_clip_bpe(folder, 49408 - 256 * 2 - 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=64,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=2,
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=2,
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            sample_size=512,
+        )
+        tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                max_position_embeddings=77,
+                hidden_act="quick_gelu",
+                projection_dim=768,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+        clip_model = _quietly(open_clip.create_model, "ViT-B-32", pretrained=None, device=device)
+    for module in (unet, vae, text_encoder):
+        _place(module, device, dtype)
+    clip_model.eval().requires_grad_(False)  # float32, as _load_clip leaves a pretrained one
+    alphas_cumprod, prediction_type = _schedule(
+        {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+         "prediction_type": "epsilon"}
+    )
+    return ImageModels(
+        profile=ModelProfile(SD15_RANDOM, SD15_RANDOM, "ViT-B-32 (random)"),
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        alphas_cumprod=alphas_cumprod.to(device),
+        prediction_type=prediction_type,
+        clip=_bundle(clip_model, open_clip.get_tokenizer("ViT-B-32"), "ViT-B-32 (random)"),
+        device=device,
+        dtype=dtype,
+        names={"diffusion": f"{SD15_RANDOM} (random weights)", "clip": "ViT-B-32 (random)"},
+        notice="This picture is noise: the models have Stable Diffusion 1.5's size but random weights (for timing).",
     )

@@ -36,6 +36,7 @@ class DrawOptions:
     clip_scale: float = 0.0  # CLIP guidance scale; 0 turns it off
     clip_cutouts: int = 4
     clip_every: int = 1  # guide every k-th step
+    clip_decode_scale: float = 1.0  # < 1: CLIP guidance decodes a smaller picture (cheaper; changes the picture)
     seed: int | None = None  # None: a random seed, recorded in the result
     style: str | None = None  # None: the default style
     preview_every: int = 0  # a preview image in the progress callback every N steps (0: none)
@@ -111,6 +112,7 @@ def resolve_options(preset: str | None = None, *, settings=None, **overrides: An
         clip_scale=float(base.get("clip_scale", 0.0)),
         clip_cutouts=int(base.get("clip_cutouts", 4)),
         clip_every=int(base.get("clip_every", 1)),
+        clip_decode_scale=float(base.get("clip_decode_scale", 1.0)),
     )
     size = overrides.pop("size", None)
     if size is not None:
@@ -153,6 +155,8 @@ def check_options(options: DrawOptions) -> DrawOptions:
         raise VignetteError(f"The CLIP guidance scale {options.clip_scale} is negative: use 0 (off) or more.")
     if options.clip_scale > 0 and not (1 <= int(options.clip_cutouts) <= MAX_CUTOUTS):
         raise VignetteError(f"{options.clip_cutouts} CLIP cutouts will not work: use 1 to {MAX_CUTOUTS}.")
+    if not 0.125 <= float(options.clip_decode_scale) <= 1.0:
+        raise VignetteError(f"A CLIP decode scale of {options.clip_decode_scale} will not work: use 0.125 to 1.")
     if int(options.clip_every) < 1:
         raise VignetteError(f"CLIP guidance every {options.clip_every} steps will not work: use 1 or more.")
     if options.seed is not None and not (0 <= int(options.seed) <= MAX_SEED):

@@ -47,6 +47,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from retrieval.grounding import _DETERMINERS, _forms, _possessive, candidate_nouns
 from retrieval.sparse import s_stem
+from retrieval.reader_weights import (  # noqa: F401 - READER_CONFIG: the trained reader's settings file
+    READER_CONFIG,
+    SHARDS_FORMAT,
+    check_files,
+    load_shards,
+    merge_adapter,
+    resolve_base,
+)
 from retrieval.text import HONORIFICS, split_sentences
 from vignette import offline
 from vignette.documents import Answer, Book, Candidate, Evidence, Passage
@@ -72,7 +80,6 @@ __all__ = [
 ]
 
 _FROM_SETTINGS = object()  # "not given": take the value from Settings
-READER_CONFIG = "vignette_reader.json"  # written beside a trained reader: window length, stride, how it was trained
 DEFAULT_MAX_LENGTH = 384  # word pieces per window for readers that do not say (SQuAD models' usual length)
 DEFAULT_STRIDE = 128  # overlap between neighbouring windows of one passage, in word pieces
 MAX_QUESTION_TOKENS = 64  # a longer question is cut to this many word pieces inside a window
@@ -315,21 +322,48 @@ class ReadSpan:
 def _load_qa_model(name_or_path: str, int8: bool = False) -> tuple[Any, Any, dict[str, Any]]:
     """(tokenizer, model, reader config) for a hub id or local folder; cached, so loading happens once.
 
+    A folder that holds a LoRA adapter (``adapter_config.json``, written by ``python -m retrieval.train_reader
+    --lora``) is loaded over its base, named in ``vignette_reader.json`` (a packaged model such as
+    ``all-mpnet-base-v2``, see :mod:`vignette.hub`, or a folder), and merged into it: inference then costs
+    what the base costs. When the folder lists its files with sha256 hashes (``files`` in
+    ``vignette_reader.json``), every one is checked first.
+
     ``int8``: dynamic int8 quantisation of the linear layers (weights int8, activations quantised on the
     fly; Jacob et al. 2018), for CPU inference.
     """
     offline.prepare()
+    import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    folder = Path(name_or_path)
+    config: dict[str, Any] = {}
+    cfg_path = folder / READER_CONFIG
+    if cfg_path.is_file():
+        try:
+            config = json.loads(cfg_path.read_text())
+        except ValueError as err:
+            raise VignetteError(f"The reader's settings file {cfg_path} is damaged ({err}).") from err
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForQuestionAnswering.from_pretrained(name_or_path)
-    except (OSError, ValueError) as err:
+        if (folder / "adapter_config.json").is_file() or config.get("format") == SHARDS_FORMAT:
+            # A reader stored over a packaged base: fp16 weight shards, or a LoRA adapter to merge.
+            check_files(folder, config)
+            base = resolve_base(config.get("base"), folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder if (folder / "tokenizer.json").is_file() else base)
+            model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32)
+            if config.get("format") == SHARDS_FORMAT:
+                load_shards(model, folder, config)
+            else:
+                merge_adapter(model, folder)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            model = AutoModelForQuestionAnswering.from_pretrained(name_or_path, dtype=torch.float32)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise VignetteError(
-            f"The question-answering model {name_or_path!r} could not be loaded ({err.__class__.__name__}).",
+            f"The question-answering model {name_or_path!r} could not be loaded ({err.__class__.__name__}: "
+            f"{str(err).splitlines()[0][:200] if str(err) else ''}).",
             hint="Point VIGNETTE_READER at a local folder (e.g. one written by `python -m retrieval.train_reader`) "
             "or set VIGNETTE_ALLOW_DOWNLOADS=1 while online to fetch a hub model once.",
         ) from err
@@ -339,15 +373,9 @@ def _load_qa_model(name_or_path: str, int8: bool = False) -> tuple[Any, Any, dic
     if int8:
         import warnings
 
-        import torch
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's notice that the API moves to torchao
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    config: dict[str, Any] = {}
-    cfg_path = Path(name_or_path) / READER_CONFIG
-    if cfg_path.is_file():
-        config = json.loads(cfg_path.read_text())
     return tokenizer, model, config
 
 
@@ -1050,6 +1078,10 @@ class ReaderChoice:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+SHIPPED = "shipped"
+SHIPPED_READER = Path(__file__).resolve().parent.parent / "models" / "reader"  # see models/reader/README.md
+
+
 def resolve_reader(settings: "Settings") -> ReaderChoice:
     """Decide cheaply (file checks only) whether ``settings.reader`` can be loaded on this machine."""
     name = settings.reader
@@ -1057,9 +1089,13 @@ def resolve_reader(settings: "Settings") -> ReaderChoice:
         return ReaderChoice("sentence", None, "no question-answering model is configured (VIGNETTE_READER)")
     if str(name).strip().lower() == "sentence":
         return ReaderChoice("sentence", None, "the sentence reader was asked for (VIGNETTE_READER=sentence or --reader sentence)")
+    if str(name).strip().lower() == SHIPPED:
+        if not (SHIPPED_READER / READER_CONFIG).is_file():
+            return ReaderChoice("sentence", None, f"the reader that ships with Vignette is missing ({SHIPPED_READER})")
+        return ReaderChoice("extractive", str(SHIPPED_READER))
     path = Path(str(name)).expanduser()
     if path.exists():
-        if (path / "config.json").is_file():
+        if (path / "config.json").is_file() or (path / READER_CONFIG).is_file():
             return ReaderChoice("extractive", str(path))
         return ReaderChoice("sentence", None, f"the folder {str(path)!r} holds no model (no config.json)")
     if str(name).startswith((".", "/", "~")) or str(name).count("/") > 1:
@@ -1086,13 +1122,8 @@ def _in_hf_cache(repo_id: str) -> bool:
 
 
 def fallback_notice(settings: "Settings", reason: str) -> str:
-    hub = settings.reader if settings.reader and "/" in str(settings.reader) and not Path(str(settings.reader)).exists() \
-        else "deepset/roberta-base-squad2"
-    return (
-        f"No question-answering model was available ({reason}), so the best-matching sentence answered. "
-        f"For short answers, point VIGNETTE_READER at a local reader folder (e.g. one written by "
-        f"`python -m retrieval.train_reader`), or set VIGNETTE_ALLOW_DOWNLOADS=1 once while online to fetch {hub}."
-    )
+    """What the sentence fallback says with each answer: that it stands in, and why (short, plain words)."""
+    return f"The best-matching sentence answered, because the question-answering model could not be used: {reason}."
 
 
 def load_reader(

@@ -65,15 +65,47 @@ class Example:
 # --------------------------------------------------------------------------------------------------------
 
 
-def load_squad(path: Path, negatives: float = 0.0, seed: int = 0, cut_negatives: float = 0.0) -> list[Example]:
-    """Read SQuAD-format examples; with ``negatives`` > 0 add that many no-answer examples per question
-    (hard negatives: another section of the same article, see the module docstring); with
-    ``cut_negatives`` > 0, that share of questions also gets its own section with the sentences that
-    state the answer cut out (the near miss: the passage talks about the thing but never says it)."""
+# A fixed part of a SQuAD file's articles is kept for measurement: every ``HOLDOUT_EVERY``-th article in the
+# file's order, starting with the first (SQuAD 2.0 dev: 9 of its 35 articles). ``PATH@train`` trains on the
+# rest, ``PATH@eval`` (eval.squad) measures on these.
+HOLDOUT_EVERY = 4
+
+
+def split_articles(data: list[dict], split: str | None) -> list[dict]:
+    """The articles of one split: ``None``/``"all"`` all of them, ``"train"`` or ``"eval"`` (see HOLDOUT_EVERY)."""
+    if split in (None, "", "all"):
+        return data
+    if split not in ("train", "eval"):
+        raise VignetteError(f"Unknown split {split!r}: use PATH, PATH@train or PATH@eval.")
+    return [a for i, a in enumerate(data) if (i % HOLDOUT_EVERY == 0) == (split == "eval")]
+
+
+def parse_data_spec(spec: str | Path) -> tuple[Path, str | None]:
+    """``PATH`` or ``PATH@train`` / ``PATH@eval``."""
+    text = str(spec)
+    if "@" in text and text.rsplit("@", 1)[1] in ("train", "eval", "all"):
+        path, split = text.rsplit("@", 1)
+        return Path(path), split
+    return Path(text), None
+
+
+def read_squad(spec: str | Path) -> list[dict]:
+    """The ``data`` articles of a SQuAD-format file (``PATH[@train|@eval]``)."""
+    path, split = parse_data_spec(spec)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     except (OSError, ValueError, KeyError) as err:
-        raise VignetteError(f"Could not read SQuAD-format training data from {path}: {err}") from err
+        raise VignetteError(f"Could not read SQuAD-format data from {path}: {err}") from err
+    return split_articles(data, split)
+
+
+def load_squad(path: Path | str, negatives: float = 0.0, seed: int = 0, cut_negatives: float = 0.0) -> list[Example]:
+    """Read SQuAD-format examples (``PATH`` or ``PATH@train``); with ``negatives`` > 0 add that many
+    no-answer examples per question (hard negatives: another section of the same article, see the module
+    docstring); with ``cut_negatives`` > 0, that share of questions also gets its own section with the
+    sentences that state the answer cut out (the near miss: the passage talks about the thing but never
+    says it)."""
+    data = read_squad(path)
     rng = random.Random(seed)
     examples: list[Example] = []
     for article in data:
@@ -259,6 +291,7 @@ def train(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
 
     # 1. Model and tokenizer: from the last checkpoint when resuming, else from the base encoder.
     state = None
@@ -274,12 +307,16 @@ def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.base)
-    model = AutoModelForQuestionAnswering.from_pretrained(args.base)
+    model = AutoModelForQuestionAnswering.from_pretrained(args.base, dtype=torch.float32)
+    if args.lora:
+        model = add_lora(model, args.lora, args.lora_alpha)
+    model.to(device)
 
     # 2. Data: windows with targets, a seeded order per epoch.
     t0 = time.time()
-    examples = load_squad(Path(args.train), negatives=args.negatives, seed=args.seed,
-                          cut_negatives=args.cut_negatives)
+    examples = []
+    for i, spec in enumerate(args.train):
+        examples += load_squad(spec, negatives=args.negatives, seed=args.seed + i, cut_negatives=args.cut_negatives)
     features = featurize(tokenizer, examples, args.max_length, args.stride)
     n_neg = sum(e.negative for e in examples)
     print(f"{len(examples)} examples ({n_neg} no-answer) -> {len(features)} windows "
@@ -289,10 +326,11 @@ def train(args: argparse.Namespace) -> dict:
     if args.max_steps:
         total = min(total, args.max_steps)
 
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
-            {"params": [p for n, p in model.named_parameters() if not _no_decay(n)], "weight_decay": args.weight_decay},
-            {"params": [p for n, p in model.named_parameters() if _no_decay(n)], "weight_decay": 0.0},
+            {"params": [p for n, p in trainable if not _no_decay(n)], "weight_decay": args.weight_decay},
+            {"params": [p for n, p in trainable if _no_decay(n)], "weight_decay": 0.0},
         ],
         lr=args.lr,
     )
@@ -301,7 +339,7 @@ def train(args: argparse.Namespace) -> dict:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         print(f"resumed at step {step} of {total}", flush=True)
 
     # 3. The loop: bf16 autocast forward, fp32 master weights, clipped gradients.
@@ -321,11 +359,11 @@ def train(args: argparse.Namespace) -> dict:
             lr = learning_rate(step, total, args.lr, args.warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = collate([features[i] for i in batch_idx], pad_id)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            batch = {k: v.to(device) for k, v in collate([features[i] for i in batch_idx], pad_id).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 loss = model(**batch).loss
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -348,6 +386,26 @@ def train(args: argparse.Namespace) -> dict:
     return summary
 
 
+def add_lora(model, rank: int, alpha: float | None = None):
+    """Wrap ``model`` with LoRA adapters (Hu et al., 2021) on every linear layer of its encoder (attention
+    and feed-forward) and train the QA head in full (peft's ``modules_to_save``). Only the adapters and the
+    head are saved: a few MB over a base that installs from its package."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=int(rank),
+        lora_alpha=float(alpha or 2 * rank),
+        lora_dropout=0.05,
+        target_modules=r".*encoder\.layer\.\d+\..*\.(q|k|v|o|query|key|value|dense)$",
+        modules_to_save=["qa_outputs"],
+    )
+    model = get_peft_model(model, config)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"LoRA rank {rank}: {trainable:,} of {total:,} parameters trained", flush=True)
+    return model
+
+
 def _no_decay(name: str) -> bool:
     return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
 
@@ -364,13 +422,15 @@ def save(model, tokenizer, optimizer, step: int, total: int, steps_per_epoch: in
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp)  # a LoRA model writes only its adapter and the QA head (modules_to_save)
     tokenizer.save_pretrained(tmp)
     config = {
         "max_length": args.max_length,
         "stride": args.stride,
-        "base": args.base,
-        "train": str(args.train),
+        "base": args.base_name or args.base,
+        "adapter": bool(args.lora),
+        "lora_rank": args.lora or None,
+        "train": [str(t) for t in args.train],
         "negatives": args.negatives,
         "cut_negatives": args.cut_negatives,
         "seed": args.seed,
@@ -646,6 +706,22 @@ def calibrate(args: argparse.Namespace) -> dict:
     return report
 
 
+def export(src: Path, out: Path, max_file_mb: float = 9.5) -> dict:
+    """Store a trained (fully fine-tuned) reader as float16 shards over its packaged base, keeping its
+    settings and calibration (see :mod:`retrieval.reader_weights`)."""
+    from retrieval.reader import _load_qa_model
+    from retrieval.reader_weights import export_shards
+
+    _, model, config = _load_qa_model(str(src))
+    if not config.get("base"):
+        raise VignetteError(f"{src} does not record its base model, so it cannot be stored over it.")
+    keep = {k: v for k, v in config.items() if k not in ("files", "format")}
+    written = export_shards(model, out, keep, max_file_mb)
+    sizes = {f: round((out / f).stat().st_size / 2**20, 2) for f in written["files"]}
+    print(json.dumps({"out": str(out), "files_mib": sizes, "total_mib": round(sum(sizes.values()), 2)}, indent=2))
+    return written
+
+
 # --------------------------------------------------------------------------------------------------------
 # 5. Command line
 # --------------------------------------------------------------------------------------------------------
@@ -657,9 +733,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune an extractive question-answering reader on SQuAD-format data. "
         "The result loads with VIGNETTE_READER=DIR.",
     )
-    p.add_argument("--train", type=Path, help="SQuAD-format JSON, e.g. ../shared/data/fairytaleqa/squad_format/train.json")
+    p.add_argument("--train", nargs="+", help="SQuAD-format JSON files, e.g. ../shared/data/fairytaleqa/squad_format/train.json; "
+                   "PATH@train keeps out the articles held for measurement (eval.squad reads PATH@eval)")
     p.add_argument("--out", type=Path, help="folder for the trained reader and its checkpoint")
     p.add_argument("--base", default=None, help="encoder to start from: hub id or folder (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--base-name", default=None, help="name recorded for the base (a packaged model's name, "
+                   "e.g. all-mpnet-base-v2, so the reader loads it from its package); default: --base")
+    p.add_argument("--lora", type=int, default=0, help="train LoRA adapters of this rank (and the QA head) instead of "
+                   "the whole encoder: the saved reader is a few MB over its base (needs peft)")
+    p.add_argument("--lora-alpha", type=float, default=None, help="LoRA scaling alpha (default: 2 x rank)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
     p.add_argument("--epochs", type=float, default=3.0, help="passes over the data (default 3)")
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps (0: no limit)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per step (default 32)")
@@ -701,6 +784,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--calibrate-passages", type=int, default=0,
                    help="sections read per question when calibrating (0: settings.reader_passages)")
     e.add_argument("--no-write", action="store_true", help="with --calibrate: report only, leave DIR unchanged")
+    x = p.add_argument_group("export (instead of training)")
+    x.add_argument("--export", metavar="DIR", help="write the trained reader in DIR as float16 shards of at most "
+                   "--max-file-mb MiB each over its packaged base (the layout the shipped reader uses) into --out")
+    x.add_argument("--max-file-mb", type=float, default=9.5, help="largest shard file, in MiB (default 9.5)")
     e.add_argument("--dump", type=Path, help="write each question's best span per retrieved section (JSONL) here")
     return p
 
@@ -708,6 +795,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.export:
+        if not args.out:
+            parser.error("--export needs --out")
+        try:
+            export(Path(args.export), Path(args.out), args.max_file_mb)
+        except VignetteError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     if args.evaluate or args.calibrate:
         if not (args.stories and args.questions):
             parser.error("--evaluate and --calibrate need --stories and --questions")
@@ -719,10 +815,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not (args.train and args.out):
         parser.error("training needs --train and --out")
-    args.base = args.base or default_base()
-    if not Path(args.train).is_file():
-        print(f"error: no training file at {args.train}", file=sys.stderr)
-        return 2
+    if not args.base:
+        args.base, args.base_name = default_base(), args.base_name or "all-MiniLM-L6-v2"
+    elif not Path(args.base).exists():
+        from vignette.hub import is_packaged, packaged_model_dir
+
+        if is_packaged(args.base):
+            args.base_name = args.base_name or args.base
+            args.base = str(packaged_model_dir(args.base))
+    for spec in args.train:
+        if not parse_data_spec(spec)[0].is_file():
+            print(f"error: no training file at {spec}", file=sys.stderr)
+            return 2
     try:
         train(args)
     except VignetteError as err:

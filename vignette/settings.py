@@ -45,7 +45,7 @@ class Settings:
     cross_weight: float = 0.5  # weight of its z-scored score against the z-scored fused retrieval score (depth and weight chosen on FairytaleQA val with the reader re-ranking after it)
 
     # --- reading -------------------------------------------------------------------------------------
-    reader: str | None = "deepset/roberta-base-squad2"  # extractive QA model (hub id or path); unavailable -> sentence fallback
+    reader: str | None = "shipped"  # extractive QA model: "shipped" (models/reader, trained here, loads offline), a folder or a hub id; "sentence" or none: the best-sentence fallback
     max_answer_tokens: int = 30  # longest span the reader may return
     abstain_threshold: float | None = None  # answer only when the best span beats no-answer by this margin; None: the reader folder's calibrated value (else 0)
     grounding_threshold: float | None = 0.7  # abstain when a factoid question names something the book (up to the spoiler limit) never mentions nor anything this close (word cosine); None: off
