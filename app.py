@@ -53,7 +53,7 @@ import gradio as gr  # noqa: E402
 
 from vignette.documents import Answer, Evidence  # noqa: E402
 from vignette.errors import VignetteError  # noqa: E402
-from vignette.settings import Settings  # noqa: E402
+from vignette.settings import MIB, Settings  # noqa: E402
 
 log = logging.getLogger("vignette.app")
 
@@ -383,10 +383,10 @@ class VignetteApp:
         if path.suffix.lower() not in UPLOAD_TYPES:
             raise gr.Error(f"\u201c{path.name}\u201d is not a book file Vignette can read: upload a .txt, "
                            ".epub, .md or .html file.")
-        size_mb = path.stat().st_size / 1e6
-        if size_mb > self.settings.max_file_mb:
-            raise gr.Error(f"\u201c{path.name}\u201d is {size_mb:.1f} MB; the limit is "
-                           f"{self.settings.max_file_mb:g} MB (a long novel is about 1\u20132 MB of text).")
+        size = path.stat().st_size
+        if size > self.settings.max_file_bytes:
+            raise gr.Error(f"\u201c{path.name}\u201d is {size / MIB:.1f} MiB; the limit is "
+                           f"{self.settings.max_file_mb:g} MiB (a long novel is about 1\u20132 MiB of text).")
         progress(0, desc=f"Reading {path.name}")
 
         def report(done: int, total: int, stage: str) -> None:
@@ -910,7 +910,7 @@ def launch(demo: gr.Blocks, settings: Settings, host: str | None = None, port: i
     if host is None:
         host, port = server_address()
     return demo.queue(default_concurrency_limit=2).launch(
-        server_name=host, server_port=port, max_file_size=f"{settings.max_file_mb:g}mb", css=CSS,
+        server_name=host, server_port=port, max_file_size=settings.max_file_bytes, css=CSS,
         theme=gr.themes.Soft(primary_hue="amber", secondary_hue="stone"), footer_links=["api"],
         run_history=False,  # conversations are kept by the Companion; nothing else records them
         **kwargs)

@@ -258,7 +258,7 @@ class BookStore:
             check_book_id(book_id)
         from retrieval.loading import load_book
 
-        book = load_book(path, book_id=book_id, max_bytes=int(self.settings.max_file_mb * 1024 * 1024))
+        book = load_book(path, book_id=book_id, max_bytes=self.settings.max_file_bytes)
         return self.add_book(book, progress=progress)
 
     def add_book(self, book: Book, progress: Progress | None = None) -> IngestReport:
