@@ -53,6 +53,7 @@ import gradio as gr  # noqa: E402
 
 from vignette.documents import Answer, Evidence  # noqa: E402
 from vignette.errors import VignetteError  # noqa: E402
+from vignette.plaintext import html_literal, markdown_literal  # noqa: E402
 from vignette.settings import MIB, Settings  # noqa: E402
 
 log = logging.getLogger("vignette.app")
@@ -109,6 +110,28 @@ def browser_secret(settings: Settings) -> str:
     path.write_text(text, encoding="utf-8")
     os.chmod(path, 0o600)
     return text
+
+
+# --- a Chroma server outage ----------------------------------------------------------------------------
+
+
+def store_outage(err: BaseException, settings: Settings) -> str | None:
+    """The plain message for a failure caused by an unreachable Chroma server (``err`` or anything in its
+    chain is a refused or failed connection), else None. The store reconnects by itself when the server
+    is back, so the next question works without a restart."""
+    if not settings.chroma_host:
+        return None
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        name = type(cause).__name__
+        if isinstance(cause, ConnectionError) or name in ("ConnectError", "ConnectTimeout", "RemoteProtocolError",
+                                                           "ReadError", "NetworkError"):
+            return (f"The book store is not reachable at {settings.chroma_host}:{settings.chroma_port}; is "
+                    "`chroma run` running?")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 # --- words on the page --------------------------------------------------------------------------------
@@ -314,8 +337,8 @@ class VignetteApp:
         items: list[tuple[float, list[dict]]] = []
         for record in self.c.history(session, book_id):
             image = record.get("image")
-            messages = [{"role": "user", "content": record.get("user") or ""},
-                        {"role": "assistant", "content": reply_text(record.get("reply") or "", image)}]
+            messages = [{"role": "user", "content": markdown_literal(record.get("user") or "")},
+                        {"role": "assistant", "content": markdown_literal(reply_text(record.get("reply") or "", image))}]
             if image and Path(image).is_file():
                 messages.append({"role": "assistant", "content": {"path": self.servable(image)}})
             items.append((float(record.get("time") or 0), messages))
@@ -329,6 +352,7 @@ class VignetteApp:
         text = f"Illustration of {caption(picture.evidence, picture.prompt)}"
         if picture.notice:
             text += f"\n\nNote: {picture.notice}"
+        text = markdown_literal(text)
         return [{"role": "assistant", "content": text},
                 {"role": "assistant", "content": {"path": self.servable(picture.path)}}]
 
@@ -381,27 +405,27 @@ class VignetteApp:
             raise gr.Error("No file arrived. Choose a .txt, .epub, .md or .html file.")
         path = Path(file)
         if path.suffix.lower() not in UPLOAD_TYPES:
-            raise gr.Error(f"\u201c{path.name}\u201d is not a book file Vignette can read: upload a .txt, "
-                           ".epub, .md or .html file.")
+            raise gr.Error(f"\u201c{html_literal(path.name)}\u201d is not a book file Vignette can read: upload "
+                           "a .txt, .epub, .md or .html file.")
         size = path.stat().st_size
         if size > self.settings.max_file_bytes:
-            raise gr.Error(f"\u201c{path.name}\u201d is {size / MIB:.1f} MiB; the limit is "
+            raise gr.Error(f"\u201c{html_literal(path.name)}\u201d is {size / MIB:.1f} MiB; the limit is "
                            f"{self.settings.max_file_mb:g} MiB (a long novel is about 1\u20132 MiB of text).")
-        progress(0, desc=f"Reading {path.name}")
+        progress(0, desc=f"Reading {html_literal(path.name)}")
 
         def report(done: int, total: int, stage: str) -> None:
             progress((done, total) if total else None, desc=stage, unit="passages")
 
         try:
             result = self.c.store.ingest(path, progress=report)
-        except VignetteError as err:
-            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        except Exception as err:
+            raise gr.Error(html_literal(self.api_error(err).message)) from None
         session = web_session((stored or {}).get("session"))
         if result.added:
-            gr.Info(f"\u201c{result.title}\u201d is ready: {result.chapters} chapters, "
+            gr.Info(f"\u201c{html_literal(result.title)}\u201d is ready: {result.chapters} chapters, "
                     f"{result.passages} passages.")
         else:
-            gr.Info(f"\u201c{result.title}\u201d was already in the library; nothing changed.")
+            gr.Info(f"\u201c{html_literal(result.title)}\u201d was already in the library; nothing changed.")
         return self._show_book(session, result.book_id) + (None,)
 
     # ---- chat ---------------------------------------------------------------------------------------------
@@ -411,7 +435,7 @@ class VignetteApp:
         text = text or ""
         history = list(history or [])
         if text.strip():
-            history.append({"role": "user", "content": text})
+            history.append({"role": "user", "content": markdown_literal(text)})
         return "", history, text
 
     def respond(self, text: str, history: list[dict], stored: Any, upto: float | None):
@@ -433,8 +457,8 @@ class VignetteApp:
         try:
             for item in self._stream(session, book_id, text, upto):
                 if isinstance(item, str):
-                    shown = item
-                    history[-1] = {"role": "assistant", "content": item}
+                    shown = markdown_literal(item)
+                    history[-1] = {"role": "assistant", "content": shown}
                     yield history, keep, keep, keep
                 elif isinstance(item, DrawStep):
                     history[-1] = {"role": "assistant",
@@ -442,20 +466,21 @@ class VignetteApp:
                     yield history, keep, keep, item.preview if item.preview is not None else keep
                 else:
                     turn = item
-        except VignetteError as err:
-            message = err.message + (f"\n\n{err.hint}" if err.hint else "")
-            history[-1] = {"role": "assistant", "content": message}
-            yield history, keep, keep, keep
-            return
         except Exception as err:  # noqa: BLE001 - said in the chat rather than leaving it hanging
+            outage = store_outage(err, self.settings)
+            if outage is not None or isinstance(err, VignetteError):
+                message = outage or err.message + (f"\n\n{err.hint}" if err.hint else "")
+                history[-1] = {"role": "assistant", "content": markdown_literal(message)}
+                yield history, keep, keep, keep
+                return
             log.exception("reply failed")
-            history[-1] = {"role": "assistant", "content": f"Sorry, something went wrong while answering "
-                                                           f"({type(err).__name__}: {err})."}
+            history[-1] = {"role": "assistant", "content": markdown_literal(
+                f"Sorry, something went wrong while answering ({type(err).__name__}: {err}).")}
             yield history, keep, keep, keep
             return
         if turn is None:
             return
-        history[-1] = {"role": "assistant", "content": reply_text(turn.reply, turn.image)}
+        history[-1] = {"role": "assistant", "content": markdown_literal(reply_text(turn.reply, turn.image))}
         gallery = picture = keep
         if turn.image and Path(turn.image).is_file():
             history.append({"role": "assistant", "content": {"path": self.servable(turn.image)}})
@@ -518,7 +543,7 @@ class VignetteApp:
                 clip_scale=float(clip_scale) if clip_scale is not None else None,
                 size=size or None, preview_every=PREVIEW_EVERY)
         except VignetteError as err:
-            raise gr.Error(err.message) from None
+            raise gr.Error(html_literal(err.message)) from None
 
     def illustrate_last(self, stored, upto, preset, sampler, steps, seed, random_seed, clip_scale, size,
                         history, progress=gr.Progress()):
@@ -533,7 +558,7 @@ class VignetteApp:
         try:
             prompt = self.c.illustrator.scene_prompt(answer, book_id)
         except VignetteError as err:
-            raise gr.Error(err.message) from None
+            raise gr.Error(html_literal(err.message)) from None
         sheets = self._sheets(book_id)
         sheet = sheet_text(sheets, prompt.text)
         yield from self._draw(session, book_id, prompt, options, history, sheet, progress)
@@ -559,7 +584,7 @@ class VignetteApp:
         try:
             prompt = scene.edited(prompt_text or "")
         except VignetteError as err:
-            raise gr.Error(err.message) from None
+            raise gr.Error(html_literal(err.message)) from None
         yield from self._draw(session, book_id, prompt, options, history,
                               sheet_text(self._sheets(book_id), prompt.text) or sheet, progress)
 
@@ -578,7 +603,7 @@ class VignetteApp:
                 try:
                     self.c.illustrator.edit_character(book_id, name, description)
                 except VignetteError as err:
-                    raise gr.Error(err.message) from None
+                    raise gr.Error(html_literal(err.message)) from None
                 changed.append(name)
         return changed
 
@@ -610,9 +635,9 @@ class VignetteApp:
             elif kind == "error":
                 message = value.message if isinstance(value, VignetteError) else f"Drawing failed: {value}"
                 if isinstance(value, Cancelled):
-                    gr.Info(message)
+                    gr.Info(html_literal(message))
                     return
-                raise gr.Error(message)
+                raise gr.Error(html_literal(message))
             else:
                 picture = value
                 record = Picture(picture.path, picture.prompt, picture.evidence, time.time(), picture.seed,
@@ -655,6 +680,16 @@ class VignetteApp:
             cancel.set()
 
     # ---- the API ------------------------------------------------------------------------------------------
+    def api_error(self, err: Exception) -> gr.Error:
+        """The gr.Error a handler raises for ``err``: a store outage or a VignetteError in plain words;
+        anything else is re-raised as the bug it is."""
+        outage = store_outage(err, self.settings)
+        if outage is not None:
+            return gr.Error(outage)
+        if isinstance(err, VignetteError):
+            return gr.Error(err.message + (f" {err.hint}" if err.hint else ""))
+        raise err
+
     def ask_api(self, message: str, book_id: str = SAMPLE_BOOK, session: str | None = None):
         """Ask a question about a book; returns the reply (answer, quote, chapter) and its details as JSON.
 
@@ -665,8 +700,8 @@ class VignetteApp:
             turn = None
             for item in self._stream(session_id, book_id or SAMPLE_BOOK, message or "", None):
                 turn = item
-        except VignetteError as err:
-            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        except Exception as err:
+            raise self.api_error(err) from None
         details = turn.to_dict()
         details["image"] = bool(turn.image)  # a server path means nothing to a client: /illustrate sends it
         details["session"] = session_id
@@ -694,8 +729,8 @@ class VignetteApp:
                     raise VignetteError("There is nothing to draw yet in this session: pass a scene or a "
                                         "question, or ask /ask first with the same session.")
                 prompt = self.c.illustrator.scene_prompt(answer, book_id)
-        except VignetteError as err:
-            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        except Exception as err:
+            raise self.api_error(err) from None
         cancel = threading.Event()
         for kind, value in self._run_draw(session_id, book_id, prompt, options, cancel):
             if kind == "error":
@@ -846,7 +881,7 @@ def _preset_values(name: str):
     try:
         o = resolve_options(name)
     except VignetteError as err:
-        raise gr.Error(err.message) from None
+        raise gr.Error(html_literal(err.message)) from None
     return o.sampler, o.steps, o.clip_scale, f"{o.width}x{o.height}"
 
 
