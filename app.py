@@ -61,8 +61,8 @@ log = logging.getLogger("vignette.app")
 SAMPLE_BOOK = "sample"
 UPLOAD_TYPES = [".txt", ".epub", ".md", ".html", ".htm"]
 SESSION_STORAGE_KEY = "vignette-session"  # the browser's localStorage key
-_WEB_SESSION = re.compile(r"^web-[0-9a-f]{32}$")
-_API_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")  # "api-" + 60 = the Companion's 64
+_WEB_SESSION = re.compile(r"^web-[0-9a-f]{32}\Z")
+_API_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}\Z")  # "api-" + 60 = the Companion's 64
 SIZES = ["256x256", "384x384", "512x512", "512x768", "768x512", "640x384", "768x768"]
 PREVIEW_EVERY = 2  # a preview every other sampling step
 DRAW_INTENTS = ("illustrate", "both")
@@ -85,13 +85,18 @@ def web_session(value: Any) -> str:
 
 
 def api_session(name: str | None) -> str:
-    """An API caller's session: its own name in the "api-" namespace, or a one-off id when none is given."""
-    if name is None or not str(name).strip():
+    """An API caller's session: its own name in the "api-" namespace, or a one-off id when none is given
+    (None or ""). A name is used exactly as given or refused, never trimmed or altered, as the CLI does."""
+    if name is None or name == "":
         return f"api-{uuid.uuid4().hex}"
-    name = str(name).strip()
+    name = str(name)
     if not _API_NAME.match(name):
-        raise gr.Error(f"The session name {name[:80]!r} cannot be used: use 1-60 letters, digits, '.', '_' "
-                       "or '-', starting with a letter or digit.")
+        bad = sorted({c for c in name if not (c.isalnum() and c.isascii() or c in "._-")})
+        why = (f"it contains {', '.join(repr(c) for c in bad)}" if bad else
+               "it is longer than 60 characters" if len(name) > 60 else "it must start with a letter or a digit")
+        raise gr.Error(f"The session name {name[:80]!r} is not allowed: {why}. Use 1-60 letters, digits, '.', "
+                       "'_' or '-', starting with a letter or digit; names are refused rather than altered, so "
+                       "two conversations can never be merged by accident.")
     return f"api-{name}"
 
 
@@ -417,16 +422,28 @@ class VignetteApp:
             progress((done, total) if total else None, desc=stage, unit="passages")
 
         try:
-            result = self.c.store.ingest(path, progress=report)
+            result = self.ingest_upload(path, report)
         except Exception as err:
             raise gr.Error(html_literal(self.api_error(err).message)) from None
         session = web_session((stored or {}).get("session"))
+        title = html_literal(result.title)
         if result.added:
-            gr.Info(f"\u201c{html_literal(result.title)}\u201d is ready: {result.chapters} chapters, "
+            gr.Info(f"\u201c{title}\u201d is ready as {result.book_id}: {result.chapters} chapters, "
                     f"{result.passages} passages.")
         else:
-            gr.Info(f"\u201c{html_literal(result.title)}\u201d was already in the library; nothing changed.")
+            gr.Info(f"\u201c{title}\u201d was already in the library (as {result.book_id}); nothing changed.")
         return self._show_book(session, result.book_id) + (None,)
+
+    def ingest_upload(self, path: Path, progress):
+        """Load an uploaded book and store it under an id of its own: its title's slug, or, when that is
+        taken by another text or the title has no Latin letters, the slug with a hash of the text
+        (:func:`retrieval.book_ids.unique_book_id`); the id is shown in the notice."""
+        from retrieval.book_ids import unique_book_id
+        from retrieval.loading import load_book
+
+        book = load_book(path, max_bytes=self.settings.max_file_bytes)
+        book.book_id = unique_book_id(book, self.c.store)
+        return self.c.store.add_book(book, progress=progress)
 
     # ---- chat ---------------------------------------------------------------------------------------------
     @staticmethod

@@ -47,7 +47,7 @@ PASSAGES_FILE = "passages.jsonl"
 BM25_DIR = "bm25"
 STORE_FORMAT = 1  # bump when the layout changes; older books are then re-ingested
 
-_BOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_BOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")  # \Z: "$" would let a final newline through
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
 
