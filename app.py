@@ -13,7 +13,8 @@
 * a status line: which models answer, and which fallbacks stand in.
 
 Sessions: each browser keeps a random session id in its localStorage (``gr.BrowserState``, encrypted with
-a key kept in the data dir, so a restarted app still reads it). The Companion's checkpointer keeps each
+a key kept in the data dir, so a restarted app still reads it; the page needs that key, so every visitor
+has it: the id's randomness, not the encryption, keeps conversations apart). The Companion's checkpointer keeps each
 conversation under (session, book), so a reload or a restart carries on where it was. Pictures reach a
 browser only as event outputs (Gradio copies them into its cache under a content hash); the data dir is
 never put in ``allowed_paths``, so no session can fetch another's files.
