@@ -343,8 +343,9 @@ class VignetteApp:
         items: list[tuple[float, list[dict]]] = []
         for record in self.c.history(session, book_id):
             image = record.get("image")
+            reply = reply_text(record.get("reply") or "", image)
             messages = [{"role": "user", "content": markdown_literal(record.get("user") or "")},
-                        {"role": "assistant", "content": markdown_literal(reply_text(record.get("reply") or "", image))}]
+                        {"role": "assistant", "content": markdown_literal(reply)}]
             if image and Path(image).is_file():
                 messages.append({"role": "assistant", "content": {"path": self.servable(image)}})
             items.append((float(record.get("time") or 0), messages))

@@ -1,6 +1,6 @@
 """Reading an untrusted zip archive (an EPUB) with bounded memory.
 
-A 2 MB EPUB can hold a chapter that inflates to gigabytes, a central directory of a million entries, or an
+A 2 MiB EPUB can hold a chapter that inflates to gigabytes, a central directory of a million entries, or an
 XML package whose entities expand a few bytes into gigabytes ("billion laughs"). :class:`SafeZip` reads
 such a file within limits and refuses it, with a :class:`VignetteError` saying which limit, before the
 memory is spent:

@@ -244,7 +244,8 @@ def _wide_encoding(data: bytes) -> str | None:
 
     sample = data[:65536]
     sample = sample[: len(sample) - len(sample) % 4]
-    best = from_bytes(sample, threshold=_MAX_MESS, cp_isolation=["utf_16_le", "utf_16_be", "utf_32_le", "utf_32_be"]).best()
+    wide = ["utf_16_le", "utf_16_be", "utf_32_le", "utf_32_be"]
+    best = from_bytes(sample, threshold=_MAX_MESS, cp_isolation=wide).best()
     return best.encoding if best is not None else None
 
 

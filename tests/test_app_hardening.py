@@ -159,4 +159,5 @@ def test_a_negative_chapter_in_the_chat_gets_the_cli_message(companion):
     turn = companion.reply("negative", "sample", "I'm on chapter -3")
     assert cli.value.message in turn.reply
     assert turn.intent == "spoiler" and turn.upto_chapter == 2
-    assert re.search(r"must be 1 or more, not -3", companion.reply("negative", "sample", "I'm on chapter \u22123").reply)
+    minus = companion.reply("negative", "sample", "I'm on chapter \u22123")  # a typographic minus sign
+    assert re.search(r"must be 1 or more, not -3", minus.reply)
