@@ -13,7 +13,8 @@
 * a status line: which models answer, and which fallbacks stand in.
 
 Sessions: each browser keeps a random session id in its localStorage (``gr.BrowserState``, encrypted with
-a key kept in the data dir, so a restarted app still reads it). The Companion's checkpointer keeps each
+a key kept in the data dir, so a restarted app still reads it; the page needs that key, so every visitor
+has it: the id's randomness, not the encryption, keeps conversations apart). The Companion's checkpointer keeps each
 conversation under (session, book), so a reload or a restart carries on where it was. Pictures reach a
 browser only as event outputs (Gradio copies them into its cache under a content hash); the data dir is
 never put in ``allowed_paths``, so no session can fetch another's files.
@@ -53,15 +54,16 @@ import gradio as gr  # noqa: E402
 
 from vignette.documents import Answer, Evidence  # noqa: E402
 from vignette.errors import VignetteError  # noqa: E402
-from vignette.settings import Settings  # noqa: E402
+from vignette.plaintext import html_literal, markdown_literal  # noqa: E402
+from vignette.settings import MIB, Settings  # noqa: E402
 
 log = logging.getLogger("vignette.app")
 
 SAMPLE_BOOK = "sample"
 UPLOAD_TYPES = [".txt", ".epub", ".md", ".html", ".htm"]
 SESSION_STORAGE_KEY = "vignette-session"  # the browser's localStorage key
-_WEB_SESSION = re.compile(r"^web-[0-9a-f]{32}$")
-_API_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")  # "api-" + 60 = the Companion's 64
+_WEB_SESSION = re.compile(r"^web-[0-9a-f]{32}\Z")
+_API_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}\Z")  # "api-" + 60 = the Companion's 64
 SIZES = ["256x256", "384x384", "512x512", "512x768", "768x512", "640x384", "768x768"]
 PREVIEW_EVERY = 2  # a preview every other sampling step
 DRAW_INTENTS = ("illustrate", "both")
@@ -84,13 +86,18 @@ def web_session(value: Any) -> str:
 
 
 def api_session(name: str | None) -> str:
-    """An API caller's session: its own name in the "api-" namespace, or a one-off id when none is given."""
-    if name is None or not str(name).strip():
+    """An API caller's session: its own name in the "api-" namespace, or a one-off id when none is given
+    (None or ""). A name is used exactly as given or refused, never trimmed or altered, as the CLI does."""
+    if name is None or name == "":
         return f"api-{uuid.uuid4().hex}"
-    name = str(name).strip()
+    name = str(name)
     if not _API_NAME.match(name):
-        raise gr.Error(f"The session name {name[:80]!r} cannot be used: use 1-60 letters, digits, '.', '_' "
-                       "or '-', starting with a letter or digit.")
+        bad = sorted({c for c in name if not (c.isalnum() and c.isascii() or c in "._-")})
+        why = (f"it contains {', '.join(repr(c) for c in bad)}" if bad else
+               "it is longer than 60 characters" if len(name) > 60 else "it must start with a letter or a digit")
+        raise gr.Error(f"The session name {name[:80]!r} is not allowed: {why}. Use 1-60 letters, digits, '.', "
+                       "'_' or '-', starting with a letter or digit; names are refused rather than altered, so "
+                       "two conversations can never be merged by accident.")
     return f"api-{name}"
 
 
@@ -109,6 +116,28 @@ def browser_secret(settings: Settings) -> str:
     path.write_text(text, encoding="utf-8")
     os.chmod(path, 0o600)
     return text
+
+
+# --- a Chroma server outage ----------------------------------------------------------------------------
+
+
+def store_outage(err: BaseException, settings: Settings) -> str | None:
+    """The plain message for a failure caused by an unreachable Chroma server (``err`` or anything in its
+    chain is a refused or failed connection), else None. The store reconnects by itself when the server
+    is back, so the next question works without a restart."""
+    if not settings.chroma_host:
+        return None
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        name = type(cause).__name__
+        if isinstance(cause, ConnectionError) or name in ("ConnectError", "ConnectTimeout", "RemoteProtocolError",
+                                                           "ReadError", "NetworkError"):
+            return (f"The book store is not reachable at {settings.chroma_host}:{settings.chroma_port}; is "
+                    "`chroma run` running?")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 # --- words on the page --------------------------------------------------------------------------------
@@ -314,8 +343,9 @@ class VignetteApp:
         items: list[tuple[float, list[dict]]] = []
         for record in self.c.history(session, book_id):
             image = record.get("image")
-            messages = [{"role": "user", "content": record.get("user") or ""},
-                        {"role": "assistant", "content": reply_text(record.get("reply") or "", image)}]
+            reply = reply_text(record.get("reply") or "", image)
+            messages = [{"role": "user", "content": markdown_literal(record.get("user") or "")},
+                        {"role": "assistant", "content": markdown_literal(reply)}]
             if image and Path(image).is_file():
                 messages.append({"role": "assistant", "content": {"path": self.servable(image)}})
             items.append((float(record.get("time") or 0), messages))
@@ -329,6 +359,7 @@ class VignetteApp:
         text = f"Illustration of {caption(picture.evidence, picture.prompt)}"
         if picture.notice:
             text += f"\n\nNote: {picture.notice}"
+        text = markdown_literal(text)
         return [{"role": "assistant", "content": text},
                 {"role": "assistant", "content": {"path": self.servable(picture.path)}}]
 
@@ -381,28 +412,40 @@ class VignetteApp:
             raise gr.Error("No file arrived. Choose a .txt, .epub, .md or .html file.")
         path = Path(file)
         if path.suffix.lower() not in UPLOAD_TYPES:
-            raise gr.Error(f"\u201c{path.name}\u201d is not a book file Vignette can read: upload a .txt, "
-                           ".epub, .md or .html file.")
-        size_mb = path.stat().st_size / 1e6
-        if size_mb > self.settings.max_file_mb:
-            raise gr.Error(f"\u201c{path.name}\u201d is {size_mb:.1f} MB; the limit is "
-                           f"{self.settings.max_file_mb:g} MB (a long novel is about 1\u20132 MB of text).")
-        progress(0, desc=f"Reading {path.name}")
+            raise gr.Error(f"\u201c{html_literal(path.name)}\u201d is not a book file Vignette can read: upload "
+                           "a .txt, .epub, .md or .html file.")
+        size = path.stat().st_size
+        if size > self.settings.max_file_bytes:
+            raise gr.Error(f"\u201c{html_literal(path.name)}\u201d is {size / MIB:.1f} MiB; the limit is "
+                           f"{self.settings.max_file_mb:g} MiB (a long novel is about 1\u20132 MiB of text).")
+        progress(0, desc=f"Reading {html_literal(path.name)}")
 
         def report(done: int, total: int, stage: str) -> None:
             progress((done, total) if total else None, desc=stage, unit="passages")
 
         try:
-            result = self.c.store.ingest(path, progress=report)
-        except VignetteError as err:
-            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+            result = self.ingest_upload(path, report)
+        except Exception as err:
+            raise gr.Error(html_literal(self.api_error(err).message)) from None
         session = web_session((stored or {}).get("session"))
+        title = html_literal(result.title)
         if result.added:
-            gr.Info(f"\u201c{result.title}\u201d is ready: {result.chapters} chapters, "
+            gr.Info(f"\u201c{title}\u201d is ready as {result.book_id}: {result.chapters} chapters, "
                     f"{result.passages} passages.")
         else:
-            gr.Info(f"\u201c{result.title}\u201d was already in the library; nothing changed.")
+            gr.Info(f"\u201c{title}\u201d was already in the library (as {result.book_id}); nothing changed.")
         return self._show_book(session, result.book_id) + (None,)
+
+    def ingest_upload(self, path: Path, progress):
+        """Load an uploaded book and store it under an id of its own: its title's slug, or, when that is
+        taken by another text or the title has no Latin letters, the slug with a hash of the text
+        (:func:`retrieval.book_ids.unique_book_id`); the id is shown in the notice."""
+        from retrieval.book_ids import unique_book_id
+        from retrieval.loading import load_book
+
+        book = load_book(path, max_bytes=self.settings.max_file_bytes)
+        book.book_id = unique_book_id(book, self.c.store)
+        return self.c.store.add_book(book, progress=progress)
 
     # ---- chat ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -411,7 +454,7 @@ class VignetteApp:
         text = text or ""
         history = list(history or [])
         if text.strip():
-            history.append({"role": "user", "content": text})
+            history.append({"role": "user", "content": markdown_literal(text)})
         return "", history, text
 
     def respond(self, text: str, history: list[dict], stored: Any, upto: float | None):
@@ -433,8 +476,8 @@ class VignetteApp:
         try:
             for item in self._stream(session, book_id, text, upto):
                 if isinstance(item, str):
-                    shown = item
-                    history[-1] = {"role": "assistant", "content": item}
+                    shown = markdown_literal(item)
+                    history[-1] = {"role": "assistant", "content": shown}
                     yield history, keep, keep, keep
                 elif isinstance(item, DrawStep):
                     history[-1] = {"role": "assistant",
@@ -442,20 +485,21 @@ class VignetteApp:
                     yield history, keep, keep, item.preview if item.preview is not None else keep
                 else:
                     turn = item
-        except VignetteError as err:
-            message = err.message + (f"\n\n{err.hint}" if err.hint else "")
-            history[-1] = {"role": "assistant", "content": message}
-            yield history, keep, keep, keep
-            return
         except Exception as err:  # noqa: BLE001 - said in the chat rather than leaving it hanging
+            outage = store_outage(err, self.settings)
+            if outage is not None or isinstance(err, VignetteError):
+                message = outage or err.message + (f"\n\n{err.hint}" if err.hint else "")
+                history[-1] = {"role": "assistant", "content": markdown_literal(message)}
+                yield history, keep, keep, keep
+                return
             log.exception("reply failed")
-            history[-1] = {"role": "assistant", "content": f"Sorry, something went wrong while answering "
-                                                           f"({type(err).__name__}: {err})."}
+            history[-1] = {"role": "assistant", "content": markdown_literal(
+                f"Sorry, something went wrong while answering ({type(err).__name__}: {err}).")}
             yield history, keep, keep, keep
             return
         if turn is None:
             return
-        history[-1] = {"role": "assistant", "content": reply_text(turn.reply, turn.image)}
+        history[-1] = {"role": "assistant", "content": markdown_literal(reply_text(turn.reply, turn.image))}
         gallery = picture = keep
         if turn.image and Path(turn.image).is_file():
             history.append({"role": "assistant", "content": {"path": self.servable(turn.image)}})
@@ -518,7 +562,7 @@ class VignetteApp:
                 clip_scale=float(clip_scale) if clip_scale is not None else None,
                 size=size or None, preview_every=PREVIEW_EVERY)
         except VignetteError as err:
-            raise gr.Error(err.message) from None
+            raise gr.Error(html_literal(err.message)) from None
 
     def illustrate_last(self, stored, upto, preset, sampler, steps, seed, random_seed, clip_scale, size,
                         history, progress=gr.Progress()):
@@ -533,7 +577,7 @@ class VignetteApp:
         try:
             prompt = self.c.illustrator.scene_prompt(answer, book_id)
         except VignetteError as err:
-            raise gr.Error(err.message) from None
+            raise gr.Error(html_literal(err.message)) from None
         sheets = self._sheets(book_id)
         sheet = sheet_text(sheets, prompt.text)
         yield from self._draw(session, book_id, prompt, options, history, sheet, progress)
@@ -559,7 +603,7 @@ class VignetteApp:
         try:
             prompt = scene.edited(prompt_text or "")
         except VignetteError as err:
-            raise gr.Error(err.message) from None
+            raise gr.Error(html_literal(err.message)) from None
         yield from self._draw(session, book_id, prompt, options, history,
                               sheet_text(self._sheets(book_id), prompt.text) or sheet, progress)
 
@@ -578,7 +622,7 @@ class VignetteApp:
                 try:
                     self.c.illustrator.edit_character(book_id, name, description)
                 except VignetteError as err:
-                    raise gr.Error(err.message) from None
+                    raise gr.Error(html_literal(err.message)) from None
                 changed.append(name)
         return changed
 
@@ -610,9 +654,9 @@ class VignetteApp:
             elif kind == "error":
                 message = value.message if isinstance(value, VignetteError) else f"Drawing failed: {value}"
                 if isinstance(value, Cancelled):
-                    gr.Info(message)
+                    gr.Info(html_literal(message))
                     return
-                raise gr.Error(message)
+                raise gr.Error(html_literal(message))
             else:
                 picture = value
                 record = Picture(picture.path, picture.prompt, picture.evidence, time.time(), picture.seed,
@@ -655,6 +699,16 @@ class VignetteApp:
             cancel.set()
 
     # ---- the API ------------------------------------------------------------------------------------------
+    def api_error(self, err: Exception) -> gr.Error:
+        """The gr.Error a handler raises for ``err``: a store outage or a VignetteError in plain words;
+        anything else is re-raised as the bug it is."""
+        outage = store_outage(err, self.settings)
+        if outage is not None:
+            return gr.Error(outage)
+        if isinstance(err, VignetteError):
+            return gr.Error(err.message + (f" {err.hint}" if err.hint else ""))
+        raise err
+
     def ask_api(self, message: str, book_id: str = SAMPLE_BOOK, session: str | None = None):
         """Ask a question about a book; returns the reply (answer, quote, chapter) and its details as JSON.
 
@@ -665,8 +719,8 @@ class VignetteApp:
             turn = None
             for item in self._stream(session_id, book_id or SAMPLE_BOOK, message or "", None):
                 turn = item
-        except VignetteError as err:
-            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        except Exception as err:
+            raise self.api_error(err) from None
         details = turn.to_dict()
         details["image"] = bool(turn.image)  # a server path means nothing to a client: /illustrate sends it
         details["session"] = session_id
@@ -694,8 +748,8 @@ class VignetteApp:
                     raise VignetteError("There is nothing to draw yet in this session: pass a scene or a "
                                         "question, or ask /ask first with the same session.")
                 prompt = self.c.illustrator.scene_prompt(answer, book_id)
-        except VignetteError as err:
-            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        except Exception as err:
+            raise self.api_error(err) from None
         cancel = threading.Event()
         for kind, value in self._run_draw(session_id, book_id, prompt, options, cancel):
             if kind == "error":
@@ -846,7 +900,7 @@ def _preset_values(name: str):
     try:
         o = resolve_options(name)
     except VignetteError as err:
-        raise gr.Error(err.message) from None
+        raise gr.Error(html_literal(err.message)) from None
     return o.sampler, o.steps, o.clip_scale, f"{o.width}x{o.height}"
 
 
@@ -910,7 +964,7 @@ def launch(demo: gr.Blocks, settings: Settings, host: str | None = None, port: i
     if host is None:
         host, port = server_address()
     return demo.queue(default_concurrency_limit=2).launch(
-        server_name=host, server_port=port, max_file_size=f"{settings.max_file_mb:g}mb", css=CSS,
+        server_name=host, server_port=port, max_file_size=settings.max_file_bytes, css=CSS,
         theme=gr.themes.Soft(primary_hue="amber", secondary_hue="stone"), footer_links=["api"],
         run_history=False,  # conversations are kept by the Companion; nothing else records them
         **kwargs)

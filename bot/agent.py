@@ -269,7 +269,9 @@ def build_graph(services: Services, checkpointer: Any):
                 upto = None
                 parts.append("Understood: you've finished the book, so I'll use all of it.")
             elif intent.chapter is not None and intent.chapter < 1:
-                parts.append("Chapters start at 1, so I've left the spoiler limit as it was.")
+                # the words of --upto-chapter and the app's limit (retrieval.pipeline.check_chapter_limit)
+                parts.append(f"The chapter limit must be 1 or more, not {intent.chapter}. I've left the spoiler "
+                             "limit as it was.")
             else:
                 upto = _checked_limit(intent.chapter, n_chapters)
                 if upto is None:

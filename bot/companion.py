@@ -38,7 +38,7 @@ from bot.followups import CharacterIndex, ChatCondenser, OfflineResolver, make_r
 
 log = logging.getLogger(__name__)
 
-SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: "$" would let a final newline through
 DEFAULT_SESSION = "default"
 
 

@@ -44,15 +44,18 @@ _NUMBER_WORDS = {
     "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
 }
 _ROMAN = re.compile(r"^(?=[mdclxvi])m{0,4}(cm|cd|d?c{0,3})(xc|xl|l?x{0,3})(ix|iv|v?i{0,3})$", re.I)
-_NUM = r"(\d{1,4}|[ivxlcdm]{1,8}|(?:twenty|thirty|forty|fifty)[\s-](?:one|two|three|four|five|six|seven|eight|nine)|" \
+_NUM = r"([-\u2212]\s?\d{1,4}|\d{1,4}|[ivxlcdm]{1,8}|(?:twenty|thirty|forty|fifty)[\s-](?:one|two|three|four|five|six|seven|eight|nine)|" \
        + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")"
 
 
 def parse_chapter_number(token: str) -> int | None:
-    """"10" -> 10, "x" -> 10, "ten" -> 10, "twenty-one" -> 21; None when it is not a number."""
+    """"10" -> 10, "x" -> 10, "ten" -> 10, "twenty-one" -> 21, "-3" -> -3; None when it is not a number."""
     t = token.strip().lower()
     if t.isdigit():
         return int(t)
+    m = re.match(r"^[-\u2212]\s?(\d+)$", t)
+    if m:
+        return -int(m.group(1))
     if t in _NUMBER_WORDS:
         return _NUMBER_WORDS[t]
     m = re.match(r"^(twenty|thirty|forty|fifty)[\s-](\w+)$", t)

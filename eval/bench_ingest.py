@@ -57,7 +57,7 @@ def _measure(args: argparse.Namespace, settings: Settings) -> int:
     # 0. Load and warm the model once, outside every timing; split the passages for the bare encode.
     model = store.encoder
     model.encode(["A warm-up sentence, so no timing pays for the first call."], show_progress_bar=False)
-    book = load_book(args.path, max_bytes=int(settings.max_file_mb * 1024 * 1024))
+    book = load_book(args.path, max_bytes=settings.max_file_bytes)
     texts = [p.text for p in split_passages(book, model.tokenizer, settings.passage_tokens,
                                             settings.passage_overlap_sentences)]
 

@@ -2,9 +2,11 @@
 
 Formats, by extension:
 
-- ``.txt``: UTF-8 (with or without a byte-order mark), UTF-16 with a byte-order mark, cp1252 or
-  latin-1. The decoder tries strict UTF-8 first, because text that decodes as UTF-8 almost never is
-  anything else; then cp1252 (which leaves five bytes undefined); then latin-1, which accepts any byte.
+- ``.txt``: UTF-8, UTF-16 or UTF-32 (with or without a byte-order mark), or any encoding
+  charset-normalizer recognises (cp1251, KOI8-R, GBK, EUC-KR, Shift-JIS, the Latin code pages...). The
+  decoder tries strict UTF-8 first, because text that decodes as UTF-8 almost never is anything else;
+  then detection (cp1252 when it reads as well); then cp1252 or latin-1, refused with the reason when
+  they give garbled text (see :func:`decode_text`).
 - ``.md`` / ``.markdown``: the markup is stripped (headings become heading lines, emphasis, links and
   images lose their syntax); YAML front matter may give the title and author.
 - ``.html`` / ``.htm`` / ``.xhtml``: the standard library's ``html.parser``: block elements become
@@ -92,7 +94,7 @@ def load_book(path: str | Path, book_id: str | None = None, max_bytes: int | Non
     if max_bytes is not None and size > max_bytes:
         raise VignetteError(
             f"{name!r} is too large: {_mb(size)}, over the limit of {_mb(max_bytes)}.",
-            hint="A long novel is about 1-2 MB of text; raise VIGNETTE_MAX_FILE_MB if this is one book.",
+            hint="A long novel is about 1-2 MiB of text; raise VIGNETTE_MAX_FILE_MB if this is one book.",
         )
     if size == 0:
         raise VignetteError(f"{name!r} is empty: there is no text to read.")
@@ -104,7 +106,7 @@ def load_book(path: str | Path, book_id: str | None = None, max_bytes: int | Non
     else:
         _check_not_binary(data, name)
         raw = decode_text(
-            data, declared=_declared_charset(data) if ext in (".html", ".htm", ".xhtml") else None
+            data, declared=_declared_charset(data) if ext in (".html", ".htm", ".xhtml") else None, name=name
         )
         raw = _normalise_newlines(raw)
         if ext in (".md", ".markdown"):
@@ -147,8 +149,8 @@ def load_book(path: str | Path, book_id: str | None = None, max_bytes: int | Non
 
 
 def _mb(n: int) -> str:
-    # MB as the settings count them (max_file_mb * 1024 * 1024 bytes).
-    return f"{n / 1024 / 1024:.1f} MB" if n >= 100 * 1024 else f"{n:,} bytes"
+    # MiB, as the settings count VIGNETTE_MAX_FILE_MB (Settings.max_file_bytes).
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 100 * 1024 else f"{n:,} bytes"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -157,37 +159,103 @@ def _mb(n: int) -> str:
 
 
 def _check_not_binary(data: bytes, name: str) -> None:
-    """Refuse content that is not text: a known file signature, NUL bytes, or many control characters."""
+    """Refuse content that is not text: a known file signature, NUL bytes (unless the text is UTF-16 or
+    UTF-32, with or without a byte-order mark), or many control characters."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return  # UTF-16 with a byte-order mark: NUL bytes are expected
     for signature, what in _BINARY_SIGNATURES.items():
         if data.startswith(signature):
             raise VignetteError(f"{name!r} is not a text file: it looks like {what}.", hint=_FORMAT_HINT)
     sample = data[:65536]
+    if b"\x00" in sample and _wide_encoding(data) is not None:
+        return  # UTF-16 or UTF-32 without a byte-order mark
     controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13, 26, 27))
     if b"\x00" in sample or controls > 0.01 * len(sample):
         raise VignetteError(f"{name!r} is not a text file: it holds binary data.", hint=_FORMAT_HINT)
 
 
 _FORMAT_HINT = f"Vignette reads novels as {_SUPPORTED_LIST}."
+_BOMS = [  # longest first: the UTF-32-LE mark begins with the UTF-16-LE one
+    (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+]
+_MAX_MESS = 0.2  # charset-normalizer's own threshold of "chaos" (unusual characters, odd mixtures of scripts)
 
 
-def decode_text(data: bytes, declared: str | None = None) -> str:
-    """Decode bytes of unknown encoding: a byte-order mark, else the declared charset (HTML), else strict
-    UTF-8, else cp1252, else latin-1 (which never fails). Stray byte-order marks are removed."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16").replace("\ufeff", "")
-    candidates = ["utf-8-sig"]
-    if declared:
-        candidates.insert(0, declared)
-    candidates += ["cp1252", "latin-1"]
-    for encoding in candidates:
+def decode_text(data: bytes, declared: str | None = None, name: str = "the file") -> str:
+    """Decode bytes of unknown encoding. In order: a byte-order mark (UTF-8, UTF-16, UTF-32); UTF-16 or
+    UTF-32 without one (NUL bytes in text); the declared charset (HTML); strict UTF-8; the encoding
+    charset-normalizer finds (cp1251, KOI8-R, GBK, EUC-KR, Shift-JIS, the Latin code pages...), cp1252
+    when it reads the same; last, cp1252 or latin-1, refused with the reason when what they give does not
+    look like text. Stray byte-order marks are removed."""
+    # 1. What the bytes say about themselves.
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom):].decode(encoding, errors="replace").replace("\ufeff", "")
+    if b"\x00" in data[:65536]:
+        wide = _wide_encoding(data)
+        if wide is not None:
+            return data.decode(wide, errors="replace").replace("\ufeff", "")
+    # 2. What the markup declares, then UTF-8, which text that decodes as it almost never is anything else.
+    for encoding in ([declared] if declared else []) + ["utf-8"]:
         try:
-            text = data.decode(encoding)
+            return data.decode(encoding).replace("\ufeff", "")
         except (UnicodeDecodeError, LookupError):
             continue
-        return text.replace("\ufeff", "")
-    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+    # 3. A detected encoding.
+    detected = detect_encoding(data)
+    if detected is not None:
+        return data.decode(detected, errors="replace").replace("\ufeff", "")
+    # 4. The Windows and ISO Latin code pages, if what they give reads as text.
+    try:
+        text, encoding = data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        text, encoding = data.decode("latin-1"), "Latin-1"
+    mess = _mess(text)
+    if mess > _MAX_MESS:
+        raise VignetteError(
+            f"Cannot read {name!r}: its encoding is not one Vignette recognises (it is not UTF-8, and read as "
+            f"{encoding} it gives garbled text: a mess score of {mess:.2f}, where text scores under {_MAX_MESS}).",
+            hint="Save it as UTF-8 and try again.",
+        )
+    return text.replace("\ufeff", "")
+
+
+def detect_encoding(data: bytes) -> str | None:
+    """The encoding of ``data`` (a Python codec name) among those charset-normalizer finds plausible: cp1252,
+    else latin-1, when either is among them (the encodings of older English and Western European
+    e-texts, which detection cannot tell from their neighbours on short samples), else its most plausible
+    one; None when no encoding gives plausible text."""
+    from charset_normalizer import from_bytes
+
+    results = from_bytes(data, threshold=_MAX_MESS)
+    if not len(results):
+        return None
+    for codec in ("cp1252", "latin_1"):
+        if any(codec in r.could_be_from_charset for r in results):
+            return codec
+    return results.best().encoding
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """UTF-16 or UTF-32 (LE or BE) without a byte-order mark, when charset-normalizer finds one of them
+    the plausible reading of the first 64 KiB; else None."""
+    from charset_normalizer import from_bytes
+
+    sample = data[:65536]
+    sample = sample[: len(sample) - len(sample) % 4]
+    wide = ["utf_16_le", "utf_16_be", "utf_32_le", "utf_32_be"]
+    best = from_bytes(sample, threshold=_MAX_MESS, cp_isolation=wide).best()
+    return best.encoding if best is not None else None
+
+
+def _mess(text: str) -> float:
+    """charset-normalizer's mess ratio over up to three 20,000-character samples (start, middle, end)."""
+    from charset_normalizer.md import mess_ratio
+
+    n, size = len(text), 20_000
+    samples = [text] if n <= 3 * size else [text[:size], text[n // 2: n // 2 + size], text[-size:]]
+    return max(mess_ratio(s, maximum_threshold=1.0) for s in samples)
 
 
 def _declared_charset(data: bytes) -> str | None:
@@ -571,15 +639,13 @@ def _broken_epub(name: str, why: str) -> VignetteError:
 
 
 def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
-    """Spine order, per the EPUB Open Container Format (OCF) and Open Packaging Format (OPF)."""
-    import io
+    """Spine order, per the EPUB Open Container Format (OCF) and Open Packaging Format (OPF). The archive
+    is read within limits (:mod:`retrieval.archive`): at most ``max_bytes`` unpacked in all, each member
+    streamed and checked, and its XML parsed without entity expansion."""
+    from retrieval.archive import SafeZip, parse_xml
 
     # 1. Open the container and find the package document.
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise _broken_epub(name, "it is not a zip archive") from None
-    with zf:
+    with SafeZip(data, name, max_total=max_bytes) as zf:
         names = set(zf.namelist())
         if "META-INF/encryption.xml" in names and _has_drm(zf):
             raise VignetteError(
@@ -589,10 +655,10 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
         opf_path = None
         if "META-INF/container.xml" in names:
             try:
-                root = ElementTree.fromstring(zf.read("META-INF/container.xml"))
+                root = parse_xml(zf.read("META-INF/container.xml"), f"{name!r}")
                 rootfile = root.find(".//c:rootfile", _NS)
                 opf_path = rootfile.get("full-path") if rootfile is not None else None
-            except (ElementTree.ParseError, zipfile.BadZipFile, KeyError, OSError) as exc:
+            except (ElementTree.ParseError, zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
                 raise _broken_epub(name, f"META-INF/container.xml is damaged: {exc}") from None
         if opf_path is None:
             opfs = sorted(n for n in names if n.lower().endswith(".opf"))
@@ -604,8 +670,8 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
 
         # 2. Read metadata, manifest and spine from the package.
         try:
-            opf = ElementTree.fromstring(zf.read(opf_path))
-        except (ElementTree.ParseError, zipfile.BadZipFile, OSError) as exc:
+            opf = parse_xml(zf.read(opf_path), f"{name!r}")
+        except (ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError) as exc:
             raise _broken_epub(name, f"its package file is damaged: {exc}") from None
         title_el = opf.find(".//dc:title", _NS)
         creator_el = opf.find(".//dc:creator", _NS)
@@ -637,9 +703,6 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
         ]
         if not docs:
             raise _broken_epub(name, "its reading order (spine) lists no text documents")
-        total = sum(zf.getinfo(p).file_size for p in docs if p in names)
-        if max_bytes is not None and total > 20 * max_bytes:
-            raise VignetteError(f"{name!r} is too large: its text unpacks to {_mb(total)}.")
 
         # 3. Read each document in spine order as HTML; documents are separated like blocks.
         blocks: list[tuple[str, int]] = []
@@ -648,16 +711,16 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
                 raise _broken_epub(name, f"the chapter file {path!r} listed in its spine is missing")
             try:
                 raw = zf.read(path)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:  # CRC errors, truncation
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:  # CRC errors, truncation, lying sizes
                 raise _broken_epub(name, f"{path!r} is damaged: {exc}") from None
             parser = _HTMLText()
-            parser.feed(_normalise_newlines(decode_text(raw, declared=_declared_charset(raw))))
+            parser.feed(_normalise_newlines(decode_text(raw, declared=_declared_charset(raw), name=name)))
             parser.close()
             blocks.extend(parser.blocks)
     return _blocks_to_extracted(blocks, title, author)
 
 
-def _has_drm(zf: zipfile.ZipFile) -> bool:
+def _has_drm(zf) -> bool:
     # Font obfuscation also uses encryption.xml; only encrypted documents mean DRM.
     try:
         enc = zf.read("META-INF/encryption.xml").decode("utf-8", "replace")

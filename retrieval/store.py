@@ -47,7 +47,7 @@ PASSAGES_FILE = "passages.jsonl"
 BM25_DIR = "bm25"
 STORE_FORMAT = 1  # bump when the layout changes; older books are then re-ingested
 
-_BOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_BOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")  # \Z: "$" would let a final newline through
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
 
@@ -258,7 +258,7 @@ class BookStore:
             check_book_id(book_id)
         from retrieval.loading import load_book
 
-        book = load_book(path, book_id=book_id, max_bytes=int(self.settings.max_file_mb * 1024 * 1024))
+        book = load_book(path, book_id=book_id, max_bytes=self.settings.max_file_bytes)
         return self.add_book(book, progress=progress)
 
     def add_book(self, book: Book, progress: Progress | None = None) -> IngestReport:

@@ -201,7 +201,7 @@ def test_bad_uploads_are_refused_and_the_library_is_untouched(served, tmp_path):
     limit = app.settings.max_file_mb
     app.settings.max_file_mb = 0.01
     try:
-        with pytest.raises(gr.Error, match="limit is 0.01 MB"):
+        with pytest.raises(gr.Error, match="limit is 0.01 MiB"):
             app.upload(str(big), stored)
     finally:
         app.settings.max_file_mb = limit

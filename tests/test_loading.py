@@ -372,7 +372,7 @@ def test_file_over_the_size_limit_names_the_limit(tmp_path):
     path = tmp_path / "big.txt"
     path.write_text("word " * 100_000)
     message = _error(path, max_bytes=200 * 1024)
-    assert "big.txt" in message and "too large" in message and "0.2 MB" in message and "0.5 MB" in message
+    assert "big.txt" in message and "too large" in message and "0.2 MiB" in message and "0.5 MiB" in message
     assert load_book(path, max_bytes=1_000_000).chapters  # under the limit it loads
 
 

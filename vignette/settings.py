@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from vignette.errors import VignetteError
 
 ENV_PREFIX = "VIGNETTE_"
+MIB = 1024 * 1024  # what "MB" means in every size Vignette reports or limits
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Settings:
     data_dir: Path = Path("var")  # Chroma store, BM25 indexes, conversation memory, images; one folder to back up
     chroma_host: str | None = None  # set to use a Chroma server (`chroma run`) instead of the embedded store
     chroma_port: int = 8000  # the Chroma server's port, when chroma_host is set
-    max_file_mb: float = 50.0  # refuse larger uploads: a long novel is ~1-2 MB of text
+    max_file_mb: float = 50.0  # refuse larger book files, in MiB (1,048,576 bytes; decimals allowed): a long novel is ~1-2 MiB of text
 
     # --- passages ------------------------------------------------------------------------------------
     embedding_model: str = "all-MiniLM-L6-v2"  # bi-encoder: a sentence-transformers name or path; the default ships offline
@@ -74,6 +75,11 @@ class Settings:
     allow_downloads: bool = False  # offline by default; set true to let models download from the Hub
 
     @property
+    def max_file_bytes(self) -> int:
+        """The book-file limit in bytes: ``max_file_mb`` MiB, the one definition every check uses."""
+        return int(self.max_file_mb * MIB)
+
+    @property
     def books_dir(self) -> Path:
         return Path(self.data_dir) / "books"
 
@@ -106,6 +112,9 @@ class Settings:
                 raise TypeError(f"unknown setting {name!r}")
             values[name] = _coerce(name, value, hints[name]) if isinstance(value, str) else value
         settings = cls(**values)
+        if not 0 < settings.max_file_mb < float("inf"):
+            raise VignetteError(f"The setting {ENV_PREFIX}MAX_FILE_MB={settings.max_file_mb!r} must be above 0 "
+                                "(a size in MiB, e.g. 50 or 1.5).")
         settings.data_dir = Path(settings.data_dir).expanduser()
         return settings
 
