@@ -166,8 +166,18 @@ def find_chapters(text: str, headings: list[tuple[int, int, int]] | None = None)
         for p in kept_parts:
             if p.start < h.start:
                 part = p.display
-        chapters.append(Chapter(number=number, title=h.display, start=h.start, end=end, part=part))
+        chapters.append(_chapter(number, h, end, part))
     return chapters
+
+
+def _chapter(position: int, h: _Heading, end: int, part: str | None, volume: str | None = None) -> Chapter:
+    kind = {"special": "unnumbered", "bare": "chapter", "markup": "chapter"}.get(h.kind, h.kind)
+    if h.number is None and h.kind != "story":
+        kind = "unnumbered"
+    name = h.title if h.kind != "story" else h.label
+    return Chapter(number=position, title=h.display, start=h.start, end=end, part=part, label=h.label,
+                   printed=h.number if h.number is not None else (position if h.kind == "story" else None),
+                   name=name, kind=kind, volume=volume)
 
 
 class _LineIndex:
