@@ -40,12 +40,12 @@ from vignette.documents import Chapter
 __all__ = ["find_chapters", "parse_number", "SECTION_WORDS"]
 
 SECTION_WORDS = 3000  # fallback section size, in words
-_MAX_HEADING_CHARS = 100
-_MAX_TITLE_CHARS = 80
+_MAX_HEADING_CHARS = 160  # a keyword heading with its title on one line ("CHAPTER 56. Of the Less ...")
+_MAX_TITLE_CHARS = 80  # a title on a line of its own
 _EMPTY_BODY_WORDS = 30  # fewer words than this after a heading that is repeated later: a contents entry
 _RUN_BODY_WORDS = 12  # ... or fewer than this in a run of three or more: a contents page
 
-_CHAPTER_KEYWORDS = ("chapter", "letter", "stave", "canto")
+_CHAPTER_KEYWORDS = ("chapter", "letter", "stave", "canto", "act")
 _PART_KEYWORDS = ("part", "book", "volume")
 
 
@@ -60,7 +60,22 @@ _KEYWORD_RE = re.compile(
     r"[ \t]+" + _NUMBER + r"(?P<rest>[^\n]*)$",
     re.M,
 )
-_SPECIAL_RE = re.compile(r"^[ \t]*[_*]*(?P<kw>Prologue|PROLOGUE|Epilogue|EPILOGUE)(?P<rest>[^\n]*)$", re.M)
+_ORDINALS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
+).split()
+# "FIRST ACT", "Second Book", "FIRST EPILOGUE: 1813 - 20": the ordinal before the keyword.
+_ORDINAL_FIRST_RE = re.compile(
+    r"^[ \t]*[_*]*(?P<num>" + "|".join(f"{o.capitalize()}|{o.upper()}" for o in _ORDINALS) + r")[ \t]+"
+    r"(?P<kw>" + _keyword_alternatives(_CHAPTER_KEYWORDS + _PART_KEYWORDS + ("epilogue",)) + r")\b\.?"
+    r"(?P<rest>(?:[ \t]*[.:\-\u2013\u2014][^\n]*)?)[ \t]*$",
+    re.M,
+)
+_SPECIAL_RE = re.compile(
+    r"^[ \t]*[_*]*(?P<kw>" + _keyword_alternatives(("prologue", "prelude", "epilogue", "finale", "conclusion"))
+    + r")(?P<rest>[^\n]*)$",
+    re.M,
+)
 _ROMAN_TITLED_RE = re.compile(r"^[ \t]*(?P<num>[IVXLC]+)\.[ \t]+(?P<rest>\S[^\n]*)$", re.M)
 _BARE_RE = re.compile(r"^[ \t]*[_*]*(?P<num>[IVXLC]+|\d{1,3})\.?[_*]*[ \t]*$", re.M)
 
@@ -113,6 +128,7 @@ class _Heading:
     line_end: int  # offset of the end of the heading (and of its title line, if any)
     label: str  # "Chapter 3", "Letter 4", "Prologue", or the title for stories and markup headings
     title: str | None  # "The Letter", or None
+    markup_level: int = 0  # the heading level in the source's markup (h2 = 2), 0 for a line of text
 
     @property
     def display(self) -> str:
@@ -146,38 +162,150 @@ def find_chapters(text: str, headings: list[tuple[int, int, int]] | None = None)
             break
     if not chosen:
         return _fixed_sections(text)
-    if chosen[0].kind == "markup":
+    if raw is markup:
         kept_parts = [h for h in chosen if h.level == "part"]
         chosen = [h for h in chosen if h.level == "chapter"]
     elif raw is parts_as_chapters:
         kept_parts = []
     else:
         kept_parts = _kept_parts(parts, raw, chosen)
+    chosen, kept_parts = _sections_that_are_parts(text, chosen, kept_parts)
+    chosen = _drop_strays(chosen, kept_parts)
 
-    # 3. Cut the text: a chapter runs from its heading to the next chapter or part heading.
+    # 3. Cut the text: a chapter runs from its heading to the next chapter or part heading, and the last
+    #    one stops where the back matter (notes, adverts, a printer's imprint) begins.
     bounds = sorted([h.start for h in chosen] + [p.start for p in kept_parts] + [len(text)])
+    outer, inner = _part_levels(kept_parts)
     chapters = []
     for number, h in enumerate(chosen, start=1):
         nxt = next(b for b in bounds if b > h.start)
+        if number == len(chosen):
+            nxt = _back_matter_start(text, h.line_end, nxt)
         end = nxt
         while end > h.start and text[end - 1].isspace():
             end -= 1
-        part = None
+        part = volume = None
         for p in kept_parts:
             if p.start < h.start:
-                part = p.display
-        chapters.append(_chapter(number, h, end, part))
-    return chapters
+                if p.kind in inner:
+                    part = p.display
+                else:
+                    volume = p.display
+                    part = None
+        if not inner:
+            part, volume = volume, None
+        chapters.append(_chapter(number, h, end, part, volume))
+    return _cite_with_parts(chapters)
 
 
 def _chapter(position: int, h: _Heading, end: int, part: str | None, volume: str | None = None) -> Chapter:
-    kind = {"special": "unnumbered", "bare": "chapter", "markup": "chapter"}.get(h.kind, h.kind)
-    if h.number is None and h.kind != "story":
+    kind = {"special": "unnumbered", "bare": "chapter", "markup": "story"}.get(h.kind, h.kind)
+    if h.number is None and kind not in ("story",):
         kind = "unnumbered"
-    name = h.title if h.kind != "story" else h.label
-    return Chapter(number=position, title=h.display, start=h.start, end=end, part=part, label=h.label,
-                   printed=h.number if h.number is not None else (position if h.kind == "story" else None),
+    name = h.title if kind != "story" else h.label
+    label = h.label
+    return Chapter(number=position, title=h.display, start=h.start, end=end, part=part, label=label,
+                   printed=h.number if h.number is not None else (position if kind == "story" else None),
                    name=name, kind=kind, volume=volume)
+
+
+def _part_levels(parts: list[_Heading]) -> tuple[set[str], set[str]]:
+    """Two part levels at most: where two kinds of part heading occur (VOLUME and BOOK, PART and BOOK), the
+    one with fewer headings is the outer level."""
+    counts: dict[str, int] = {}
+    for p in parts:
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+    if len(counts) < 2:
+        return set(counts), set()
+    ranked = sorted(counts, key=lambda k: counts[k])
+    return {ranked[0]}, set(ranked[1:])
+
+
+def _sections_that_are_parts(
+    text: str, chosen: list[_Heading], parts: list[_Heading]
+) -> tuple[list[_Heading], list[_Heading]]:
+    """An EPILOGUE (or PROLOGUE) heading followed at once by numbered chapters is a part that holds them
+    (War and Peace's "FIRST EPILOGUE"), not a chapter of its own."""
+    keep, more_parts = [], []
+    for i, h in enumerate(chosen):
+        nxt = chosen[i + 1] if i + 1 < len(chosen) else None
+        if h.kind == "special" and nxt is not None and nxt.number is not None:
+            body = text[h.line_end : nxt.start]
+            if len(re.findall(r"[^\W\d_]{2,}", body)) < _EMPTY_BODY_WORDS:
+                more_parts.append(dataclasses.replace(h, level="part", kind="part"))
+                continue
+        keep.append(h)
+    if not more_parts:
+        return chosen, parts
+    return keep, sorted(parts + more_parts, key=lambda p: p.start)
+
+
+def _drop_strays(chosen: list[_Heading], parts: list[_Heading]) -> list[_Heading]:
+    """A numbered heading out of sequence whose number comes again later in the same part is a stray (the
+    last line of a table of contents, a running head): the later one is the chapter."""
+    def part_of(h: _Heading) -> int:
+        return sum(1 for p in parts if p.start < h.start)
+
+    keys = [(part_of(h), h.kind, h.number) for h in chosen]
+    out = []
+    for i, h in enumerate(chosen):
+        if h.number is None:
+            out.append(h)
+            continue
+        prev = next((c for c in reversed(out) if c.number is not None and c.kind == h.kind), None)
+        in_sequence = (
+            (prev is None and h.number <= 1)
+            or (prev is not None and part_of(prev) == keys[i][0] and h.number == prev.number + 1)
+            or (prev is not None and part_of(prev) != keys[i][0] and h.number in (1, prev.number + 1))
+        )
+        if not in_sequence and keys[i] in keys[i + 1 :]:
+            continue
+        out.append(h)
+    return out
+
+
+def _cite_with_parts(chapters: list[Chapter]) -> list[Chapter]:
+    """Where numbering restarts in each part, a chapter is cited with its part: "Book 2, Chapter 3: Title"."""
+    numbers = [(c.kind, c.printed) for c in chapters if c.printed is not None and c.kind != "story"]
+    if len(numbers) == len(set(numbers)):
+        return chapters
+    out = []
+    for c in chapters:
+        if c.part and c.printed is not None:
+            part = c.part.split(":")[0]
+            if c.volume:
+                part = f"{c.volume.split(':')[0]}, {part}"
+            title = f"{part}, {c.label}" + (f": {c.name}" if c.name else "")
+            c = dataclasses.replace(c, title=title)
+        out.append(c)
+    return out
+
+
+_BACK_MATTER_RE = re.compile(
+    r"^[ \t]*[_*\[]*(?:THE END\b|FINIS\b|FOOTNOTES?:?$|NOTES:?$|Footnotes:?$|TRANSCRIBER'?S? NOTES?|"
+    r"Transcriber'?s? [Nn]otes?|APPENDIX\b|INDEX$|ADVERTISEMENTS?\b|CATALOGUE\b|LETTER TO M\.|"
+    r"(?:Printed|PRINTED|Electrotyped|ELECTROTYPED) (?:by|BY)\b|(?:[A-Z][a-z]+: )?(?:Electrotyped|Printed) and [Pp]rinted\b|"
+    r"\[?(?:THE )?END OF (?:THE |VOL)|-{5,}$|_{5,}$)",
+    re.M,
+)
+
+
+def _back_matter_start(text: str, body_start: int, end: int) -> int:
+    """Where the back matter after the last chapter begins: the first back-matter line in the last tenth
+    of the chapter (at least its last 3,000 characters), else ``end``. "THE END" itself ends the story."""
+    window = max(body_start, min(end - 3000, end - (end - body_start) // 10))
+    for m in _BACK_MATTER_RE.finditer(text, window, end):
+        if m.start() <= body_start:
+            continue
+        prev_blank = m.start() == 0 or text[max(0, m.start() - 2) : m.start()].count("\n") >= 1
+        if not prev_blank:
+            continue
+        # "THE END" is the story's last line; what follows it is back matter.
+        if re.match(r"[ \t]*[_*]*(?:THE END|FINIS)\b", text[m.start() : m.end() + 3]):
+            line_end = text.find("\n", m.start())
+            return line_end if line_end != -1 else end
+        return m.start()
+    return end
 
 
 class _LineIndex:
@@ -218,7 +346,7 @@ def _title_like(rest: str) -> bool:
     r = rest.strip().strip("_*]").strip()
     if not r:
         return True
-    if len(r) > _MAX_TITLE_CHARS:
+    if len(r) > _MAX_HEADING_CHARS:
         return False
     if r[0] in ".:-\u2013\u2014":
         return True
@@ -294,6 +422,9 @@ def _keyword_headings(
         if len(m.group(0).strip()) > _MAX_HEADING_CHARS or not _title_like(rest):
             continue
         raw.append((m, kw, number, rest))
+    for m in _ORDINAL_FIRST_RE.finditer(text):
+        kw = m.group("kw").lower()
+        raw.append((m, "epilogue-part" if kw == "epilogue" else kw, parse_number(m.group("num")), m.group("rest")))
     for m in _SPECIAL_RE.finditer(text):
         rest = m.group("rest")
         if rest.strip() and not re.match(r"^\s*[.:\-\u2013\u2014]", rest):
@@ -305,9 +436,10 @@ def _keyword_headings(
     candidate_lines = {lines.line_no(r[0].start()) for r in raw}
 
     chapters, parts = [], []
+    taken_until = -1  # the end of the last heading and its title: a "CONCLUSION" title line is no heading
     for m, kw, number, rest in raw:
         line_no = lines.line_no(m.start())
-        if not _starts_paragraph(lines, line_no, candidate_lines):
+        if not _starts_paragraph(lines, line_no, candidate_lines) or m.start() < taken_until:
             continue
         start = m.start() + len(m.group(0)) - len(m.group(0).lstrip(" \t_*"))
         line_end = lines.span(line_no)[1]
@@ -316,9 +448,12 @@ def _keyword_headings(
             found = _next_line_title(text, lines, line_no, candidate_lines, markup_starts)
             if found:
                 title, line_end = _clean_title(found[0]) or None, found[1]
+        taken_until = line_end
         if kw == "special":
             label = m.group("kw").capitalize()
             h = _Heading("special", "chapter", None, start, line_end, label, title)
+        elif kw == "epilogue-part":  # "FIRST EPILOGUE": a part of its own, with chapters inside
+            h = _Heading("epilogue", "part", number, start, line_end, f"Epilogue {number}", title)
         else:
             level = "part" if kw in _PART_KEYWORDS else "chapter"
             h = _Heading(kw, level, number, start, line_end, f"{kw.capitalize()} {number}", title)
@@ -372,25 +507,135 @@ def _bare_headings(text: str, lines: _LineIndex) -> list[_Heading]:
     return out if out and rising >= 0.6 * (len(out) - 1) else []
 
 
+_NUMBERED_TITLE_RE = re.compile(
+    r"^(?P<num>[IVXLC]+|\d{1,3})(?:\.|:|--|\u2014|\u2013|[ \t]-)[ \t]*(?P<rest>\S.*)$|^(?P<num2>\d{1,3})[ \t]+(?P<rest2>[A-Z].*)$"
+)
+_FRONT_BACK_RE = re.compile(
+    r"^(?:the\s+)?(?:(?:table\s+of\s+)?contents|list\s+of\s+(?:illustrations|plates)|illustrations|dedication|"
+    r"preface|foreword|introduction|author'?s\s+(?:note|preface)|transcriber'?s?\s+notes?|footnotes?|notes|"
+    r"index|appendix|glossary|advertisements?|catalogue|the\s+end|finis|colophon|by\b.*|"
+    r"(?:the\s+)?full\s+project\s+gutenberg.*|.*project\s+gutenberg.*)\b",
+    re.I,
+)
+
+
 def _markup_headings(text: str, headings: list[tuple[int, int, int]]) -> list[_Heading]:
-    """Chapters from the markup's heading level that occurs most often (ties: the higher level); the levels
-    above it become parts."""
+    """Chapters from the headings of the source's markup (``<h2>``, ``## ...``).
+
+    Each heading's text is read like a heading line: a keyword and a number (``CHAPTER I.``, ``STAVE
+    ONE.``, ``Book the First--Recalled to Life``), a number and a title (``I. The Period``, ``11. The
+    Wonderful City of Oz``), a bare number (``I.``, then its title in the next heading), a prologue or
+    epilogue, or words alone. When numbered headings are present, they are the chapters and an unnumbered
+    heading is kept only as a prologue/epilogue-like section; front and back matter (Contents, Preface,
+    a "by" line, Transcriber's Notes) never are. Without numbered headings (a collection of stories), the
+    level that occurs most often gives the chapters, and the levels above it the parts."""
     if not headings:
         return []
+    heads = sorted(headings)
+    consumed: set[int] = set()
+    out: list[_Heading] = []
+    for i, (start, end, level) in enumerate(heads):
+        if i in consumed:
+            continue
+        raw = normalise_whitespace(text[start:end]).strip(" _*")
+        if not raw:
+            continue
+        h = _classify_heading_text(raw, start, end)
+        # A bare number's (or a keyword's) title in the heading that follows it directly.
+        if h.kind != "markup" and h.title is None and i + 1 < len(heads):
+            ns, ne, _ = heads[i + 1]
+            nxt = normalise_whitespace(text[ns:ne]).strip(" _*")
+            if not text[end:ns].strip() and nxt and _classify_heading_text(nxt, ns, ne).kind == "markup":
+                if not _FRONT_BACK_RE.match(nxt) and len(nxt) <= _MAX_HEADING_CHARS:
+                    h.title, h.line_end = _clean_title(nxt) or None, ne
+                    consumed.add(i + 1)
+        h.markup_level = level
+        out.append(h)
+    numbered = [h for h in out if h.level == "chapter" and h.number is not None]
+    if len(numbered) >= 2:
+        levels = {h.markup_level for h in numbered}
+        deepest = max(levels)
+        kept = []
+        for h in out:
+            if h.number is not None or h.kind == "special":
+                kept.append(h)
+            elif h.kind == "markup" and h.markup_level < min(levels) and not _FRONT_BACK_RE.match(h.label):
+                kept.append(dataclasses.replace(h, level="part", kind="part"))  # a level above the chapters
+            elif h.kind == "markup" and h.markup_level <= deepest and _is_section_word(h.label):
+                kept.append(dataclasses.replace(h, kind="special"))
+        return _join_part_lines(text, kept)
+    # No numbers: the most frequent level, as stories of a collection.
     counts: dict[int, int] = {}
-    for _, _, level in headings:
-        counts[level] = counts.get(level, 0) + 1
+    for h in out:
+        counts[h.markup_level] = counts.get(h.markup_level, 0) + 1
     chapter_level = max(counts, key=lambda lv: (counts[lv], -lv))
-    out = []
-    for start, end, level in sorted(headings):
-        if level > chapter_level:
+    result = []
+    for h in out:
+        if h.markup_level > chapter_level or _FRONT_BACK_RE.match(h.label):
             continue
-        label = _clean_title(text[start:end])
-        if not label:
+        level = "chapter" if h.markup_level == chapter_level else "part"
+        result.append(dataclasses.replace(h, level=level, kind="markup" if level == "chapter" else "part"))
+    return result
+
+
+_SECTION_WORDS_RE = re.compile(
+    r"^(?:prologue|prelude|epilogue|finale|conclusion|postscript|afterword|envoi|l'envoi)\b", re.I
+)
+
+
+def _is_section_word(label: str) -> bool:
+    return bool(_SECTION_WORDS_RE.match(label.strip()))
+
+
+def _classify_heading_text(raw: str, start: int, end: int) -> _Heading:
+    """Read one heading's text (from markup) as a chapter, part, prologue or plain heading."""
+    m = _KEYWORD_RE.match(raw)
+    if m and len(raw) <= _MAX_HEADING_CHARS:
+        kw = m.group("kw").lower()
+        kw = "volume" if kw == "vol" else kw
+        number, rest = parse_number(m.group("num")), m.group("rest")
+        if number is None:
+            first = re.split(r"[- ]", m.group("num").strip())[0]
+            number = parse_number(first)
+            rest = m.group("num").strip()[len(first):] + rest
+        if number is not None:
+            level = "part" if kw in _PART_KEYWORDS else "chapter"
+            return _Heading(kw, level, number, start, end, f"{kw.capitalize()} {number}", _clean_title(rest) or None)
+    m = _ORDINAL_FIRST_RE.match(raw)
+    if m:
+        kw = m.group("kw").lower()
+        number = parse_number(m.group("num"))
+        level = "part" if kw in _PART_KEYWORDS + ("epilogue",) else "chapter"
+        return _Heading(kw, level, number, start, end, f"{kw.capitalize()} {number}", _clean_title(m.group("rest")) or None)
+    m = _BARE_RE.match(raw)
+    if m and parse_number(m.group("num")) is not None:
+        return _Heading("chapter", "chapter", parse_number(m.group("num")), start, end, f"Chapter {parse_number(m.group('num'))}", None)
+    m = _NUMBERED_TITLE_RE.match(raw)
+    if m:
+        num = m.group("num") or m.group("num2")
+        number = parse_number(num)
+        rest = m.group("rest") if m.group("num") else m.group("rest2")
+        if number is not None:
+            return _Heading("chapter", "chapter", number, start, end, f"Chapter {number}", _clean_title(rest) or None)
+    m = _SPECIAL_RE.match(raw)
+    if m and (not m.group("rest").strip() or re.match(r"^\s*[.:\-\u2013\u2014]", m.group("rest"))):
+        return _Heading("special", "chapter", None, start, end, m.group("kw").capitalize(),
+                        _clean_title(m.group("rest")) or None)
+    label = _clean_title(re.sub(r"^p\.\s*\d+\s*", "", raw))  # a page number printed into a heading
+    return _Heading("markup", "chapter", None, start, end, label, None)
+
+
+def _join_part_lines(text: str, heads: list[_Heading]) -> list[_Heading]:
+    """A part heading directly followed by an unnumbered part-level heading ("BOOK I." / "MISS BROOKE.")
+    takes that line as its title."""
+    out: list[_Heading] = []
+    for h in heads:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.level == "part" and h.level == "part" and h.number is None
+                and prev.title is None and not text[prev.line_end:h.start].strip()):
+            prev.title, prev.line_end = h.label, h.line_end
             continue
-        out.append(
-            _Heading("markup", "chapter" if level == chapter_level else "part", None, start, end, label, None)
-        )
+        out.append(h)
     return out
 
 
@@ -426,7 +671,7 @@ def _drop_contents(text: str, group: list[_Heading]) -> list[_Heading]:
             drop.update(range(i, j))
         i = j + 1
     kept_chapters = [h for k, h in enumerate(chapters) if k not in drop]
-    if group[0].kind == "markup":
+    if group[0].markup_level:
         # Markup parts stay with the chapters; contents pages rarely use heading tags for their entries.
         kept = set(id(h) for h in kept_chapters)
         return [h for h in group if h.level == "part" or id(h) in kept]
