@@ -71,6 +71,7 @@ _ORDINAL_FIRST_RE = re.compile(
     r"(?P<rest>(?:[ \t]*[.:\-\u2013\u2014][^\n]*)?)[ \t]*$",
     re.M,
 )
+_TITLED_PART_RE = re.compile(r"^[ \t]*[A-Z][A-Z',\- ]{2,40}[ \t]+(?P<kw>PART|BOOK|VOLUME)[ \t]+(?P<num>[IVXLC]+|\d{1,2}|[A-Z]+)\.?[ \t]*$", re.M)
 _SPECIAL_RE = re.compile(
     r"^[ \t]*[_*]*(?P<kw>" + _keyword_alternatives(("prologue", "prelude", "epilogue", "finale", "conclusion"))
     + r")(?P<rest>[^\n]*)$",
@@ -168,8 +169,10 @@ def find_chapters(text: str, headings: list[tuple[int, int, int]] | None = None)
     elif raw is parts_as_chapters:
         kept_parts = []
     else:
-        kept_parts = _kept_parts(parts, raw, chosen)
+        kept_parts = _kept_parts(text, parts, raw, chosen)
     chosen, kept_parts = _sections_that_are_parts(text, chosen, kept_parts)
+    if len(kept_parts) == 1 and kept_parts[0].number is None and kept_parts[0].start < chosen[0].start:
+        kept_parts = []  # one unnumbered heading above every chapter: the book's own title
     chosen = _drop_strays(chosen, kept_parts)
 
     # 3. Cut the text: a chapter runs from its heading to the next chapter or part heading, and the last
@@ -258,7 +261,9 @@ def _drop_strays(chosen: list[_Heading], parts: list[_Heading]) -> list[_Heading
             or (prev is not None and part_of(prev) == keys[i][0] and h.number == prev.number + 1)
             or (prev is not None and part_of(prev) != keys[i][0] and h.number in (1, prev.number + 1))
         )
-        if not in_sequence and keys[i] in keys[i + 1 :]:
+        if not in_sequence and (
+            keys[i] in keys[i + 1 :] or prev is None and any(k[1:] == keys[i][1:] for k in keys[i + 1 :])
+        ):
             continue
         out.append(h)
     return out
@@ -336,6 +341,8 @@ def _starts_paragraph(lines: _LineIndex, line_no: int, candidate_lines: set[int]
 
 def _clean_title(s: str) -> str:
     s = normalise_whitespace(s).strip(" _*[]")
+    if _in_capitals(s):
+        s = re.sub(r"(?<=[A-Z.!?])\s+\d{1,3}$", "", s)  # a footnote mark after a title in capitals
     s = re.sub(r"^[.:\-\u2013\u2014,]+\s*", "", s)
     s = s.rstrip(" .")
     return smart_title(s)
@@ -360,9 +367,11 @@ def _looks_like_title(line: str) -> bool:
     t = line.strip().strip("_*")
     if not t or len(t) > _MAX_TITLE_CHARS or t.startswith("[") or _BARE_RE.match(t):
         return False
+    if re.match(r"(?i)scene\b|persons\b|dramatis\b", t):
+        return False  # a play's SCENE line is a stage direction, not the act's title
     if t.endswith((",", ";", ":", "\u201d", "\u2019", '"', "'")):
         return False  # the end of a line of dialogue or the middle of a sentence
-    if t.endswith("."):
+    if t.endswith(".") and not _in_capitals(t):
         words = [w for w in re.findall(r"[^\W\d_][\w\u2019']*", t) if len(w) > 3]
         return bool(words) and sum(w[0].isupper() for w in words) >= 0.5 * len(words)
     return True
@@ -417,7 +426,7 @@ def _keyword_headings(
             first = re.split(r"[- ]", num_token.strip())[0]
             number = parse_number(first)
             rest = num_token.strip()[len(first) :] + rest
-        if number is None:
+        if number is None or number > 400:  # "ACT D. ROP...": a capital D is no chapter 500
             continue
         if len(m.group(0).strip()) > _MAX_HEADING_CHARS or not _title_like(rest):
             continue
@@ -434,6 +443,8 @@ def _keyword_headings(
         raw.append((m, "special", None, rest))
     raw.sort(key=lambda r: r[0].start())
     candidate_lines = {lines.line_no(r[0].start()) for r in raw}
+    # "CHAPTER XXVII" then "CONCLUSION": a prologue-like word under a numbered heading is its title.
+    numbered_lines = {lines.line_no(r[0].start()) for r in raw if r[1] != "special"}
 
     chapters, parts = [], []
     taken_until = -1  # the end of the last heading and its title: a "CONCLUSION" title line is no heading
@@ -445,9 +456,19 @@ def _keyword_headings(
         line_end = lines.span(line_no)[1]
         title = _clean_title(rest) or None
         if title is None:
-            found = _next_line_title(text, lines, line_no, candidate_lines, markup_starts)
+            found = _next_line_title(text, lines, line_no, numbered_lines, markup_starts)
             if found:
                 title, line_end = _clean_title(found[0]) or None, found[1]
+        elif _in_capitals(rest) and len(rest.strip()) >= 40:
+            # A long title in capitals that wraps onto more lines of capitals, then a blank line.
+            extra, k = [], line_no + 1
+            while len(extra) < 3 and lines.line(k).strip() and _in_capitals(lines.line(k)) \
+                    and len(lines.line(k).strip()) <= _MAX_TITLE_CHARS and k not in candidate_lines:
+                extra.append(lines.line(k))
+                k += 1
+            if extra and not lines.line(k).strip():
+                title = _clean_title(" ".join([rest] + extra))
+                line_end = lines.span(k - 1)[1]
         taken_until = line_end
         if kw == "special":
             label = m.group("kw").capitalize()
@@ -458,9 +479,23 @@ def _keyword_headings(
             level = "part" if kw in _PART_KEYWORDS else "chapter"
             h = _Heading(kw, level, number, start, line_end, f"{kw.capitalize()} {number}", title)
         (parts if h.level == "part" else chapters).append(h)
+    # "LITTLE WOMEN PART 2": a part heading after the book's title, in capitals on a line of its own.
+    for m in _TITLED_PART_RE.finditer(text):
+        line_no = lines.line_no(m.start())
+        number = parse_number(m.group("num"))
+        if number is None or lines.line(line_no - 1).strip() or lines.line(line_no + 1).strip():
+            continue
+        kw = m.group("kw").lower()
+        parts.append(_Heading(kw, "part", number, m.start(), lines.span(line_no)[1], f"{kw.capitalize()} {number}", None))
+    parts.sort(key=lambda p: p.start)
     if not [h for h in chapters if h.kind != "special"]:
         chapters = []  # a prologue alone does not make a book of chapters
     return chapters, parts
+
+
+def _in_capitals(s: str) -> bool:
+    letters = [ch for ch in s if ch.isalpha()]
+    return len(letters) >= 3 and all(ch.isupper() for ch in letters)
 
 
 def _roman_titled_headings(text: str, lines: _LineIndex) -> list[_Heading]:
@@ -474,16 +509,45 @@ def _roman_titled_headings(text: str, lines: _LineIndex) -> list[_Heading]:
         if not words or sum(w[0].isupper() for w in words) < 0.75 * len(words) or not rest[0].isupper():
             continue
         raw.append((m, number, rest))
-    candidate_lines = {lines.line_no(m.start()) for m, _, _ in raw}
+    arabic = []
+    for m in _ARABIC_TITLED_RE.finditer(text):
+        rest = m.group("rest").strip()
+        if len(rest) > _MAX_TITLE_CHARS or rest.endswith((",", ";")) or not _title_cased(rest, 0.6):
+            continue
+        arabic.append((m, int(m.group("num")), rest))
+    # Numbers and titles ("1--A Face on Which Time...", "01 My Early Home") count only as a rising
+    # sequence that may restart at 1, never as stray numbered lines.
+    rising = sum(1 for a, b in zip(arabic, arabic[1:]) if b[1] in (a[1] + 1, 1))
+    if len(arabic) < 3 or rising < 0.8 * (len(arabic) - 1):
+        arabic = []
+    candidate_lines = {lines.line_no(m.start()) for m, _, _ in raw + arabic}
     out = []
-    for m, number, rest in raw:
+    for m, number, rest in sorted(raw + arabic, key=lambda r: r[0].start()):
         line_no = lines.line_no(m.start())
         if not _starts_paragraph(lines, line_no, candidate_lines):
             continue
         start = m.start() + len(m.group(0)) - len(m.group(0).lstrip(" \t"))
         title = _clean_title(rest)
-        out.append(_Heading("story", "chapter", number, start, lines.span(line_no)[1], title, None))
+        end = lines.span(line_no)[1]
+        if m.re is _ARABIC_TITLED_RE:
+            nxt = lines.line(line_no + 1)  # a title that wraps onto a second line
+            if nxt.strip() and not lines.line(line_no + 2).strip() and len(rest) > 45 and _title_cased(nxt) \
+                    and len(nxt.strip()) < 60 and not _ARABIC_TITLED_RE.match(nxt):
+                title, end = _clean_title(rest + " " + nxt), lines.span(line_no + 1)[1]
+            out.append(_Heading("chapter", "chapter", number, start, end, f"Chapter {number}", title))
+        else:
+            out.append(_Heading("story", "chapter", number, start, end, title, None))
     return out
+
+
+_ARABIC_TITLED_RE = re.compile(
+    r"^[ \t]*(?P<num>\d{1,3})(?:--|\.|:|\u2014|\u2013|[ \t]+-)?[ \t]*(?P<rest>[\"'\u201c\u2018]?[A-Z][^\n]*)$", re.M
+)
+
+
+def _title_cased(rest: str, share: float = 0.75) -> bool:
+    words = [w for w in re.findall(r"[A-Za-z\u2019']+", rest) if len(w) > 3]
+    return bool(words) and sum(w[0].isupper() for w in words) >= share * len(words)
 
 
 def _bare_headings(text: str, lines: _LineIndex) -> list[_Heading]:
@@ -678,15 +742,25 @@ def _drop_contents(text: str, group: list[_Heading]) -> list[_Heading]:
     return kept_chapters
 
 
-def _kept_parts(parts: list[_Heading], raw: list[_Heading], kept: list[_Heading]) -> list[_Heading]:
+def _kept_parts(text: str, parts: list[_Heading], raw: list[_Heading], kept: list[_Heading]) -> list[_Heading]:
     """PART/BOOK headings that introduce real chapters: the next chapter heading after the part is one that
     was kept (a part listed in a table of contents is followed by contents entries instead)."""
     kept_ids = {id(h) for h in kept}
+    first = kept[0].start if kept else 0
     out = []
-    for p in parts:
+    for i, p in enumerate(parts):
         nxt = next((h for h in raw if h.start > p.start), None)
-        if nxt is not None and id(nxt) in kept_ids:
-            out.append(p)
+        if nxt is None or id(nxt) not in kept_ids:
+            continue
+        # A part out of sequence before the first chapter whose number comes again later: a contents line.
+        later = [q for q in parts[i + 1 :] if q.kind == p.kind and q.number == p.number and q.start > first]
+        if p.start < first and p.number not in (None, 1) and later:
+            continue
+        # A part heading followed by a list of lines (its contents) before its first chapter: a contents line.
+        between = [ln for ln in text[p.line_end : nxt.start].split("\n") if ln.strip()]
+        if between and len(between) > 12:
+            continue
+        out.append(p)
     return out
 
 
@@ -711,5 +785,6 @@ def _fixed_sections(text: str) -> list[Chapter]:
     else:
         sections.append(current)
     return [
-        Chapter(number=i, title=f"Section {i}", start=s, end=e) for i, (s, e, _) in enumerate(sections, 1)
+        Chapter(number=i, title=f"Section {i}", start=s, end=e, label=f"Section {i}", printed=i, kind="section")
+        for i, (s, e, _) in enumerate(sections, 1)
     ]

@@ -476,9 +476,10 @@ class _HTMLText(HTMLParser):
             if tag == "pre":
                 self._pre += 1
         elif tag == "img":
-            alt = dict(attrs).get("alt")
-            if alt and alt.strip() and not self._skip:
-                self._buf.append(f" {alt.strip()} ")
+            alt = (dict(attrs).get("alt") or "").strip()
+            if alt and not self._skip:
+                # A drop capital ("T" as an image, then "he grass-plot") joins the word it begins.
+                self._buf.append(alt if len(alt) == 1 and alt.isupper() else f" {alt} ")
 
     def handle_startendtag(self, tag: str, attrs) -> None:
         self.handle_starttag(tag, attrs)
