@@ -545,8 +545,15 @@ _ARABIC_TITLED_RE = re.compile(
 )
 
 
+_MINOR_WORDS = frozenset(
+    "a an the and but or nor for so yet of in on at to by from with upon into onto over under against among "
+    "about after before between through without within as is are was be his her its their our my".split()
+)
+
+
 def _title_cased(rest: str, share: float = 0.75) -> bool:
-    words = [w for w in re.findall(r"[A-Za-z\u2019']+", rest) if len(w) > 3]
+    """Title case: the words that are not articles, prepositions or conjunctions mostly start in capitals."""
+    words = [w for w in re.findall(r"[A-Za-z\u2019']+", rest) if w.lower() not in _MINOR_WORDS]
     return bool(words) and sum(w[0].isupper() for w in words) >= share * len(words)
 
 
@@ -609,7 +616,7 @@ def _markup_headings(text: str, headings: list[tuple[int, int, int]]) -> list[_H
         if h.kind != "markup" and h.title is None and i + 1 < len(heads):
             ns, ne, _ = heads[i + 1]
             nxt = normalise_whitespace(text[ns:ne]).strip(" _*")
-            if not text[end:ns].strip() and nxt and _classify_heading_text(nxt, ns, ne).kind == "markup":
+            if not text[end:ns].strip() and nxt and _classify_heading_text(nxt, ns, ne).kind in ("markup", "special"):
                 if not _FRONT_BACK_RE.match(nxt) and len(nxt) <= _MAX_HEADING_CHARS:
                     h.title, h.line_end = _clean_title(nxt) or None, ne
                     consumed.add(i + 1)

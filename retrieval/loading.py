@@ -542,7 +542,12 @@ def _blocks_to_extracted(blocks: list[tuple[str, int]], title: str | None, autho
     parts: list[str] = []
     headings: list[tuple[int, int, int]] = []
     pos = 0
+    merged: list[tuple[str, int]] = []
     for text, level in blocks:
+        if merged and len(merged[-1][0]) == 1 and merged[-1][0].isupper() and not level and text[:1].islower():
+            text = merged.pop()[0] + text  # a drop capital set apart from the rest of its word ("T" + "he")
+        merged.append((text, level))
+    for text, level in merged:
         if parts:
             pos += 2  # the "\n\n" joining blocks
         if level:
