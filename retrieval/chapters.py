@@ -145,7 +145,7 @@ def find_chapters(text: str, headings: list[tuple[int, int, int]] | None = None)
     """
     # 1. Collect candidates of every kind, then drop contents entries within each kind.
     lines = _LineIndex(text)
-    keyword, parts = _keyword_headings(text, lines, frozenset(s for s, _, _ in headings or []))
+    keyword, parts, specials = _keyword_headings(text, lines, frozenset(s for s, _, _ in headings or []))
     markup = _markup_headings(text, headings or [])
     stories = _roman_titled_headings(text, lines)
     bare = _bare_headings(text, lines)
@@ -170,6 +170,8 @@ def find_chapters(text: str, headings: list[tuple[int, int, int]] | None = None)
         kept_parts = []
     else:
         kept_parts = _kept_parts(text, parts, raw, chosen)
+    if raw is not keyword and raw is not markup:
+        chosen = _with_specials(text, chosen, specials)
     chosen, kept_parts = _sections_that_are_parts(text, chosen, kept_parts)
     if len(kept_parts) == 1 and kept_parts[0].number is None and kept_parts[0].start < chosen[0].start:
         kept_parts = []  # one unnumbered heading above every chapter: the book's own title
@@ -224,6 +226,21 @@ def _part_levels(parts: list[_Heading]) -> tuple[set[str], set[str]]:
     return {ranked[0]}, set(ranked[1:])
 
 
+def _with_specials(text: str, chosen: list[_Heading], specials: list[_Heading]) -> list[_Heading]:
+    """Prologue, Epilogue or Conclusion headings beside chapters found some other way (bare numerals):
+    kept when they are not a chapter's title line and not in the front matter's contents."""
+    if not chosen:
+        return chosen
+    out = list(chosen)
+    for sp in specials:
+        if any(h.start <= sp.start < h.line_end + 1 for h in chosen):
+            continue  # "XXIV." then "CONCLUSION": the chapter's title
+        if sp.start < chosen[0].start and _body_words(text, [sp, chosen[0]])[0] < _EMPTY_BODY_WORDS:
+            continue
+        out.append(sp)
+    return sorted(out, key=lambda h: h.start)
+
+
 def _sections_that_are_parts(
     text: str, chosen: list[_Heading], parts: list[_Heading]
 ) -> tuple[list[_Heading], list[_Heading]]:
@@ -265,6 +282,8 @@ def _drop_strays(chosen: list[_Heading], parts: list[_Heading]) -> list[_Heading
             keys[i] in keys[i + 1 :] or prev is None and any(k[1:] == keys[i][1:] for k in keys[i + 1 :])
         ):
             continue
+        if parts and keys[i][0] == 0 and any(k[0] > 0 and k[1:] == keys[i][1:] for k in keys[i + 1 :]):
+            continue  # before the first part, numbered like a chapter inside the parts: a contents line
         out.append(h)
     return out
 
@@ -478,6 +497,8 @@ def _keyword_headings(
         else:
             level = "part" if kw in _PART_KEYWORDS else "chapter"
             h = _Heading(kw, level, number, start, line_end, f"{kw.capitalize()} {number}", title)
+            if level == "chapter" and _lists_more_of_its_kind(lines, line_no, lines.line_no(line_end), kw):
+                continue  # "STAVE I / MARLEY'S GHOST / STAVE II / ...": a table of contents, line by line
         (parts if h.level == "part" else chapters).append(h)
     # "LITTLE WOMEN PART 2": a part heading after the book's title, in capitals on a line of its own.
     for m in _TITLED_PART_RE.finditer(text):
@@ -488,9 +509,22 @@ def _keyword_headings(
         kw = m.group("kw").lower()
         parts.append(_Heading(kw, "part", number, m.start(), lines.span(line_no)[1], f"{kw.capitalize()} {number}", None))
     parts.sort(key=lambda p: p.start)
+    specials = [h for h in chapters if h.kind == "special"]
     if not [h for h in chapters if h.kind != "special"]:
         chapters = []  # a prologue alone does not make a book of chapters
-    return chapters, parts
+    return chapters, parts, specials
+
+
+def _lists_more_of_its_kind(lines: _LineIndex, first: int, last: int, kw: str) -> bool:
+    """Whether the paragraph around a heading (lines ``first``..``last``) holds another heading of the same
+    keyword, above or below it: a table of contents set line by line."""
+    for k, step in ((last + 1, 1), (first - 1, -1)):
+        while lines.line(k).strip() and abs(k - first) < 40:
+            m = _KEYWORD_RE.match(lines.line(k))
+            if m and m.group("kw").lower() == kw:
+                return True
+            k += step
+    return False
 
 
 def _in_capitals(s: str) -> bool:
@@ -537,7 +571,10 @@ def _roman_titled_headings(text: str, lines: _LineIndex) -> list[_Heading]:
             out.append(_Heading("chapter", "chapter", number, start, end, f"Chapter {number}", title))
         else:
             out.append(_Heading("story", "chapter", number, start, end, title, None))
-    return out
+    # Like bare numerals, numbered titles count only as a rising sequence: "C. VERNON." under a letter is a
+    # signature, not story 100.
+    rising = sum(1 for a, b in zip(out, out[1:]) if b.number in ((a.number or 0) + 1, 1))
+    return out if out and rising >= 0.6 * (len(out) - 1) else []
 
 
 _ARABIC_TITLED_RE = re.compile(
