@@ -305,31 +305,44 @@ def _cite_with_parts(chapters: list[Chapter]) -> list[Chapter]:
     return out
 
 
+# Headings that begin the back matter, as a line of their own: notes, appendices, an index, adverts.
 _BACK_MATTER_RE = re.compile(
-    r"^[ \t]*[_*\[]*(?:THE END\b|FINIS\b|FOOTNOTES?:?$|NOTES:?$|Footnotes:?$|TRANSCRIBER'?S? NOTES?|"
-    r"Transcriber'?s? [Nn]otes?|APPENDIX\b|INDEX$|ADVERTISEMENTS?\b|CATALOGUE\b|LETTER TO M\.|"
-    r"(?:Printed|PRINTED|Electrotyped|ELECTROTYPED) (?:by|BY)\b|(?:[A-Z][a-z]+: )?(?:Electrotyped|Printed) and [Pp]rinted\b|"
-    r"\[?(?:THE )?END OF (?:THE |VOL)|-{5,}$|_{5,}$)",
-    re.M,
+    r"^[ \t]*[_*\[]*(?:(?:historical |explanatory |editor'?s? |author'?s? |translator'?s? )?notes?|footnotes?|"
+    r"endnotes|transcriber'?s? notes?|appendix(?:[ \t]+[ivxlc\d]+)?|index|glossary|advertisements?|"
+    r"catalogue[^\n]{0,40}|books by [^\n]{0,40}|by the same author[^\n]{0,30}|"
+    r"(?:the )?end of (?:the |vol)[^\n]{0,40}|"
+    r"(?:[a-z]+: )?(?:printed|electrotyped)(?: and printed)? by [^\n]{0,60})[.:\]_*]*[ \t]*$"
+    r"|^[ \t]*(?-i:[A-Z][A-Z'&.]+(?: [A-Z][A-Z'&.]+)* PRESS\b)[^\n]{0,60}$",  # "CHISWICK PRESS:--..."
+    re.M | re.I,
 )
+_THE_END_RE = re.compile(r"^[ \t]*[_*\[]*(?:THE END|The End|FINIS|Finis)\b[^\n]{0,40}$", re.M)
+_RULE_RE = re.compile(r"^[ \t]*(?:-{5,}|_{5,}|={5,})[ \t]*$", re.M)
 
 
 def _back_matter_start(text: str, body_start: int, end: int) -> int:
-    """Where the back matter after the last chapter begins: the first back-matter line in the last tenth
-    of the chapter (at least its last 3,000 characters), else ``end``. "THE END" itself ends the story."""
-    window = max(body_start, min(end - 3000, end - (end - body_start) // 10))
-    for m in _BACK_MATTER_RE.finditer(text, window, end):
-        if m.start() <= body_start:
-            continue
-        prev_blank = m.start() == 0 or text[max(0, m.start() - 2) : m.start()].count("\n") >= 1
-        if not prev_blank:
-            continue
-        # "THE END" is the story's last line; what follows it is back matter.
-        if re.match(r"[ \t]*[_*]*(?:THE END|FINIS)\b", text[m.start() : m.end() + 3]):
-            line_end = text.find("\n", m.start())
-            return line_end if line_end != -1 else end
-        return m.start()
-    return end
+    """Where the back matter after the last chapter begins, else ``end``: a back-matter heading standing
+    as a paragraph of its own after the first fifth of the chapter; the line after "THE END"; or, in the
+    chapter's last tenth, a rule that closes the story before an advertisement."""
+    span = end - body_start
+    cut = end
+    for m in _BACK_MATTER_RE.finditer(text, body_start + span // 5, end):
+        if _own_paragraph(text, m.start(), m.end()):
+            cut = m.start()
+            break
+    for m in _THE_END_RE.finditer(text, body_start + span // 2, cut):
+        if _own_paragraph(text, m.start(), m.end()):
+            cut = m.start()  # "THE END" closes the story and is not part of it
+            break
+    for m in _RULE_RE.finditer(text, max(body_start, end - max(span // 10, 1500)), cut):
+        if _own_paragraph(text, m.start(), m.end()):
+            cut = m.start()
+            break
+    return cut
+
+
+def _own_paragraph(text: str, start: int, end: int) -> bool:
+    """Whether the line ``start``..``end`` begins a paragraph (a printer's imprint may go on below it)."""
+    return start == 0 or text[max(0, start - 2) : start] == "\n\n"
 
 
 class _LineIndex:
