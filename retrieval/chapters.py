@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from retrieval.text import normalise_whitespace, smart_title, split_paragraphs
 from vignette.documents import Chapter
 
-__all__ = ["find_chapters", "parse_number", "SECTION_WORDS"]
+__all__ = ["find_chapters", "find_structure", "Structure", "parse_number", "SECTION_WORDS"]
 
 SECTION_WORDS = 3000  # fallback section size, in words
 _MAX_HEADING_CHARS = 160  # a keyword heading with its title on one line ("CHAPTER 56. Of the Less ...")
@@ -136,17 +136,116 @@ class _Heading:
         return f"{self.label}: {self.title}" if self.title and self.title != self.label else self.label
 
 
-def find_chapters(text: str, headings: list[tuple[int, int, int]] | None = None) -> list[Chapter]:
+@dataclass
+class Structure:
+    """The chapters of a book and where they were found."""
+
+    chapters: list[Chapter]
+    source: str  # "epub-nav", "epub-ncx", "spine", "headings" or "sections" (a book without headings)
+    note: str | None = None  # why a better source was not used, when one was there
+
+
+def find_structure(
+    text: str,
+    headings: list[tuple[int, int, int]] | None = None,
+    toc: list[tuple[int, str, int]] | None = None,
+    spine_starts: list[int] | None = None,
+    toc_source: str = "",
+) -> Structure:
+    """The chapters from the structure a file carries before guessing: an EPUB's table of contents
+    (``toc``: ``(offset, label, depth)``), then its spine (``spine_starts``: where each document begins,
+    when each holds one chapter), then the headings of the text and its markup.
+
+    A table of contents or spine is used when it gives at least two numbered chapters and no fewer than
+    the headings do (a navigation document that lists only the parts is no chapter list)."""
+    by_headings = find_chapters(text, headings)
+    fallback = Structure(by_headings, "sections" if _numbered(by_headings) == 0 and by_headings
+                         and by_headings[0].kind == "section" else "headings")
+    notes = []
+    if toc:
+        heads, labels = _toc_headings(text, toc)
+        by_toc = find_chapters(text, heads, labels=labels, markup_only=True)
+        if _numbered(by_toc) >= 2 and _numbered(by_toc) >= _numbered(by_headings):
+            return Structure(by_toc, toc_source or "epub-nav")
+        what = "navigation document" if toc_source != "epub-ncx" else "NCX table of contents"
+        notes.append(f"its {what} gives {_numbered(by_toc)} numbered chapters, its headings "
+                     f"{_numbered(by_headings)}")
+    if spine_starts and len(spine_starts) >= 2:
+        # Each document's opening: its first line, and the markup headings right after it (a title).
+        heads = []
+        marked = sorted(headings or [])
+        for start in spine_starts:
+            end = text.find("\n", start)
+            end = len(text) if end == -1 else end
+            opening = [h for h in marked if start <= h[0] < start + 400]
+            if opening and opening[0][0] == start:
+                heads += opening[:2]
+            elif 0 < end - start <= _MAX_HEADING_CHARS:
+                heads.append((start, end, 1))
+                heads += opening[:1]
+        by_spine = find_chapters(text, heads, markup_only=True)
+        if _numbered(by_spine) >= 2 and _numbered(by_spine) >= _numbered(by_headings):
+            return Structure(by_spine, "spine", "; ".join(notes) or None)
+        if toc_source == "" or notes:
+            notes.append("its spine documents do not each open with a chapter")
+    if notes:
+        fallback.note = "; ".join(notes) + f": used the {fallback.source}"
+    return fallback
+
+
+def _numbered(chapters: list[Chapter]) -> int:
+    return sum(1 for c in chapters if c.kind not in ("unnumbered", "section"))
+
+
+def _toc_headings(text: str, toc: list[tuple[int, str, int]]) -> tuple[list[tuple[int, int, int]], dict[int, str]]:
+    """Each table-of-contents entry as a heading line in ``text``: the line at or just after the link's
+    target that reads like the entry's label (the link may land on a wrapper a few lines above it)."""
+    heads, labels = [], {}
+    for offset, label, depth in toc:
+        want = re.sub(r"\W+", "", label).lower()
+        pos, found = offset, None
+        for _ in range(8):  # the next few lines
+            while pos < len(text) and text[pos] in " \t\n":
+                pos += 1
+            end = text.find("\n", pos)
+            end = len(text) if end == -1 else end
+            have = re.sub(r"\W+", "", text[pos:end]).lower()
+            if have and want and (have.startswith(want) or want.startswith(have)):
+                found = (pos, end)
+                break
+            pos = end
+            if pos >= len(text) or pos - offset > 2000:
+                break
+        if found is None:
+            start = offset
+            while start < len(text) and text[start] in " \t\n":
+                start += 1
+            end = text.find("\n", start)
+            found = (start, len(text) if end == -1 else end)
+        if found[0] < len(text) and found[0] not in labels:
+            heads.append((found[0], found[1], depth))
+            labels[found[0]] = label
+    return heads, labels
+
+
+def find_chapters(
+    text: str,
+    headings: list[tuple[int, int, int]] | None = None,
+    labels: dict[int, str] | None = None,
+    markup_only: bool = False,
+) -> list[Chapter]:
     """The chapters of ``text`` in book order, numbered from 1, with offsets into ``text``.
 
     ``headings``, optional: ``(start, end, level)`` of the heading lines known from a source's markup
     (``<h2>``, ``## ...``); used when the text has no recognisable chapter headings of its own.
+    ``labels`` gives a heading's text where it differs from the line (a table of contents' label), and
+    ``markup_only`` uses these headings alone (an EPUB's navigation document or spine).
     Never empty for a text with words in it: a book without headings is cut into "Section N" parts.
     """
     # 1. Collect candidates of every kind, then drop contents entries within each kind.
     lines = _LineIndex(text)
     keyword, parts, specials = _keyword_headings(text, lines, frozenset(s for s, _, _ in headings or []))
-    markup = _markup_headings(text, headings or [])
+    markup = _markup_headings(text, headings or [], labels)
     stories = _roman_titled_headings(text, lines)
     bare = _bare_headings(text, lines)
 
@@ -154,7 +253,8 @@ def find_chapters(text: str, headings: list[tuple[int, int, int]] | None = None)
     raw: list[_Heading] = []
     chosen: list[_Heading] = []
     parts_as_chapters = [dataclasses.replace(p, level="chapter") for p in parts]
-    for group in (keyword, markup, stories, bare, parts_as_chapters):
+    groups = (markup,) if markup_only else (keyword, markup, stories, bare, parts_as_chapters)
+    for group in groups:
         kept = _drop_contents(text, group)
         if len([h for h in kept if h.level == "chapter" and h.kind != "special"]) >= (
             3 if group is bare else 2
@@ -634,13 +734,15 @@ _NUMBERED_TITLE_RE = re.compile(
 _FRONT_BACK_RE = re.compile(
     r"^(?:the\s+)?(?:(?:table\s+of\s+)?contents|list\s+of\s+(?:illustrations|plates)|illustrations|dedication|"
     r"preface|foreword|introduction|author'?s\s+(?:note|preface)|transcriber'?s?\s+notes?|footnotes?|notes|"
-    r"index|appendix|glossary|advertisements?|catalogue|the\s+end|finis|colophon|by\b.*|"
+    r"index|appendix|glossary|advertisements?|catalogue|the\s+end[.!]?$|finis[.]?$|colophon|by\b.*|"
     r"(?:the\s+)?full\s+project\s+gutenberg.*|.*project\s+gutenberg.*)\b",
     re.I,
 )
 
 
-def _markup_headings(text: str, headings: list[tuple[int, int, int]]) -> list[_Heading]:
+def _markup_headings(
+    text: str, headings: list[tuple[int, int, int]], labels: dict[int, str] | None = None
+) -> list[_Heading]:
     """Chapters from the headings of the source's markup (``<h2>``, ``## ...``).
 
     Each heading's text is read like a heading line: a keyword and a number (``CHAPTER I.``, ``STAVE
@@ -658,14 +760,14 @@ def _markup_headings(text: str, headings: list[tuple[int, int, int]]) -> list[_H
     for i, (start, end, level) in enumerate(heads):
         if i in consumed:
             continue
-        raw = normalise_whitespace(text[start:end]).strip(" _*")
+        raw = normalise_whitespace((labels or {}).get(start) or text[start:end]).strip(" _*")
         if not raw:
             continue
         h = _classify_heading_text(raw, start, end)
         # A bare number's (or a keyword's) title in the heading that follows it directly.
         if h.kind != "markup" and h.title is None and i + 1 < len(heads):
             ns, ne, _ = heads[i + 1]
-            nxt = normalise_whitespace(text[ns:ne]).strip(" _*")
+            nxt = normalise_whitespace((labels or {}).get(ns) or text[ns:ne]).strip(" _*")
             if not text[end:ns].strip() and nxt and _classify_heading_text(nxt, ns, ne).kind in ("markup", "special"):
                 if not _FRONT_BACK_RE.match(nxt) and len(nxt) <= _MAX_HEADING_CHARS:
                     h.title, h.line_end = _clean_title(nxt) or None, ne

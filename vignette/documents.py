@@ -39,6 +39,8 @@ class Book:
     text: str  # cleaned text: no Gutenberg header/footer, normalised newlines
     chapters: list[Chapter]
     source: str = ""  # file name it was loaded from
+    structure: str = ""  # what the chapters were found from: "epub-nav", "epub-ncx", "spine", "headings", "sections"
+    structure_notes: list[str] = field(default_factory=list)  # what looked odd, e.g. an unreadable nav
 
     def chapter(self, number: int) -> Chapter:
         for ch in self.chapters:
