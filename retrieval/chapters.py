@@ -162,6 +162,17 @@ def find_structure(
     fallback = Structure(by_headings, "sections" if _numbered(by_headings) == 0 and by_headings
                          and by_headings[0].kind == "section" else "headings")
     notes = []
+    if toc and toc_source == "html-toc":
+        # A web page's contents links carry page numbers and links to pictures: they confirm the headings
+        # (a chapter starts where a link lands) rather than replace them.
+        targets = sorted(o for o, _, _ in toc)
+        numbered = [c for c in by_headings if c.kind not in ("unnumbered", "section")]
+        hit = sum(1 for c in numbered if _near(targets, c.start, 400))
+        if numbered and hit == len(numbered):
+            fallback.source = "headings+html-toc"
+        elif numbered:
+            fallback.note = f"its contents links point at {hit} of the {len(numbered)} chapters found"
+        return fallback
     if toc:
         heads, labels = _toc_headings(text, toc)
         by_toc = find_chapters(text, heads, labels=labels, markup_only=True)
@@ -191,6 +202,11 @@ def find_structure(
     if notes:
         fallback.note = "; ".join(notes) + f": used the {fallback.source}"
     return fallback
+
+
+def _near(sorted_offsets: list[int], offset: int, within: int) -> bool:
+    i = bisect.bisect_left(sorted_offsets, offset - within)
+    return i < len(sorted_offsets) and sorted_offsets[i] <= offset + within
 
 
 def _numbered(chapters: list[Chapter]) -> int:

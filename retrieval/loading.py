@@ -464,6 +464,9 @@ class _HTMLText(HTMLParser):
         self.author: str | None = None
         self._title_buf: list[str] = []
         self.anchors: dict[str, int] = {}  # element id -> index of the block it opens or sits in
+        self.links: list[tuple[str, str]] = []  # links inside the page ("#chap03", "III. The Storm"), in order
+        self._link: list[str] | None = None
+        self._link_target = ""
 
     def handle_starttag(self, tag: str, attrs) -> None:
         if tag == "title":
@@ -499,6 +502,9 @@ class _HTMLText(HTMLParser):
     def _anchor(self, tag: str, attrs) -> None:
         # Where a link of the table of contents ("chapter.xhtml#ch03") lands: the block being read next.
         a = dict(attrs)
+        href = a.get("href") or ""
+        if tag == "a" and href.startswith("#") and len(href) > 1 and not self._skip:
+            self._link, self._link_target = [], unquote(href[1:])
         anchor = a.get("id") or (a.get("name") if tag == "a" else None)
         if anchor and anchor not in self.anchors:
             self.anchors[anchor] = len(self.blocks)
@@ -514,6 +520,11 @@ class _HTMLText(HTMLParser):
         if tag in _SKIP_TAGS:
             self._skip = max(0, self._skip - 1)
             return
+        if tag == "a" and self._link is not None:
+            label = normalise_whitespace("".join(self._link))
+            if label:
+                self.links.append((self._link_target, label))
+            self._link = None
         if tag in _HEADING_TAGS:
             self._flush()
             self._heading = 0
@@ -527,6 +538,8 @@ class _HTMLText(HTMLParser):
             self._title_buf.append(data)
         elif not self._skip:
             self._buf.append(data.replace(_BR, ""))
+            if self._link is not None:
+                self._link.append(data)
 
     def _flush(self) -> None:
         raw = "".join(self._buf)
@@ -550,7 +563,27 @@ def _html_to_text(src: str) -> _Extracted:
     parser = _HTMLText()
     parser.feed(src)
     parser.close()
-    return _blocks_to_extracted(parser.blocks, _clean_html_title(parser.title), parser.author)
+    offsets: list[int] = []
+    extracted = _blocks_to_extracted(parser.blocks, _clean_html_title(parser.title), parser.author, offsets)
+    extracted.toc = _html_toc(parser, offsets)
+    extracted.structure = "html-toc" if extracted.toc else ""
+    return extracted
+
+
+def _html_toc(parser: _HTMLText, offsets: list[int]) -> list[tuple[int, str, int]]:
+    """A page's table of contents: its links to headings inside the page ("#chap03" landing on, or just
+    above, an ``<h2>``), in link order, one per target. Links to notes or pictures land elsewhere."""
+    toc, seen = [], set()
+    for target, label in parser.links:
+        block = parser.anchors.get(target)
+        if block is None or block in seen or block >= len(parser.blocks):
+            continue
+        near = parser.blocks[block : block + 2]
+        if not any(level for _, level in near):
+            continue
+        seen.add(block)
+        toc.append((offsets[block], label, 1))
+    return toc if len(toc) >= 2 else []
 
 
 def _clean_html_title(title: str | None) -> str | None:
