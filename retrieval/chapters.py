@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from retrieval.text import normalise_whitespace, smart_title, split_paragraphs
 from vignette.documents import Chapter
 
-__all__ = ["find_chapters", "find_structure", "Structure", "parse_number", "SECTION_WORDS"]
+__all__ = ["find_chapters", "find_structure", "Structure", "parse_number", "parse_heading_line", "SECTION_WORDS"]
 
 SECTION_WORDS = 3000  # fallback section size, in words
 _MAX_HEADING_CHARS = 160  # a keyword heading with its title on one line ("CHAPTER 56. Of the Less ...")
@@ -824,6 +824,16 @@ _SECTION_WORDS_RE = re.compile(
 
 def _is_section_word(label: str) -> bool:
     return bool(_SECTION_WORDS_RE.match(label.strip()))
+
+
+def parse_heading_line(line: str) -> tuple[str, int | None, str]:
+    """``(label, number, kind)`` of one heading line: ``"CHAPTER XIV. The Storm"`` -> ``("Chapter 14", 14,
+    "chapter")``; a line that is no numbered heading -> ``(its text, None, "unnumbered")``."""
+    raw = normalise_whitespace(line).strip(" _*")
+    h = _classify_heading_text(raw, 0, len(raw))
+    if h.number is None:
+        return (h.label or raw), None, "unnumbered"
+    return h.label, h.number, h.kind if h.kind in _CHAPTER_KEYWORDS else "chapter"
 
 
 def _classify_heading_text(raw: str, start: int, end: int) -> _Heading:
