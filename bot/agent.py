@@ -271,13 +271,24 @@ def build_graph(services: Services, checkpointer: Any):
             elif intent.chapter is not None and intent.chapter < 1:
                 parts.append("Chapters start at 1, so I've left the spoiler limit as it was.")
             else:
-                upto = _checked_limit(intent.chapter, n_chapters)
+                # "chapter 11" is the chapter the book prints as 11 (letters or a foreword may come first);
+                # where numbering restarts in each part, the part must be named, or we ask which.
+                resolved = _resolve_limit(book, intent.chapter, stripped)
+                if resolved.question:
+                    parts.append(resolved.question + " I've left the spoiler limit as it was.")
+                    updates["upto_chapter"] = upto
+                    return {**updates, "parts": parts}
+                position = resolved.position if resolved.position is not None else intent.chapter
+                upto = _checked_limit(position, n_chapters)
                 if upto is None:
                     parts.append(f"This book has {n_chapters} chapters, so chapter {intent.chapter} covers all of "
                                  f"it: I'll use the whole book.")
-                else:
+                elif upto == intent.chapter:
                     parts.append(f"Got it: no spoilers. I'll only use chapters 1\u2013{upto} "
                                  f"(up to \u201c{_chapter_title(book, upto)}\u201d) until you tell me you've read more.")
+                else:  # letters, a prologue or earlier parts come before it
+                    parts.append(f"Got it: no spoilers. I'll only use the book up to the end of "
+                                 f"\u201c{_chapter_title(book, upto)}\u201d until you tell me you've read more.")
             updates["upto_chapter"] = upto
             question_text = intent.text
 
@@ -411,6 +422,16 @@ def _checked_limit(chapter: int | None, n_chapters: int | None) -> int | None:
     if n_chapters and chapter >= n_chapters:
         return None
     return chapter
+
+
+def _resolve_limit(book: Any, number: int, said: str):
+    """What "up to chapter N" means in this book (retrieval.chapter_report.resolve_reading_limit); books
+    whose chapters carry no printed numbers count positions."""
+    from retrieval.chapter_report import ReadingLimit, resolve_reading_limit
+
+    if not getattr(book, "chapters", None) or not any(getattr(c, "printed", None) for c in book.chapters):
+        return ReadingLimit(number)
+    return resolve_reading_limit(book, number, said)
 
 
 def _chapter_title(book: Any, number: int) -> str:

@@ -143,6 +143,8 @@ def resolve_reading_limit(book: Book, number: int, said: str = "", kind: str = "
     if len(matches) == 1:
         return ReadingLimit(matches[0].number, None, matches[0])
     if not matches:
+        if number > max(c.printed for c in same_kind):
+            return ReadingLimit(len(chapters), None, chapters[-1])  # past the last chapter: the whole book
         return ReadingLimit(None, _no_such(book, number), None)
     options = "; ".join(c.title.split(":")[0] for c in matches[:6])
     more = "" if len(matches) <= 6 else f" and {len(matches) - 6} more"
