@@ -554,7 +554,9 @@ def _next_line_title(
         letters = [ch for ch in c if ch.isalpha()]
         in_capitals = len(letters) >= 3 and all(ch.isupper() for ch in letters) and len(c) <= 60
         is_markup = lines.span(line_no + gap)[0] in markup_starts
-        if (in_capitals or is_markup) and _looks_like_title(cand):
+        # "1" / "" / "The Cyclone": a short line in title case, without a sentence's full stop.
+        title_case = len(c) <= 60 and c[:1].isupper() and not c.endswith((".", "!", "?")) and _title_cased(c)
+        if (in_capitals or is_markup or title_case) and _looks_like_title(cand):
             return cand, lines.span(line_no + gap)[1]
         return None
     return None
