@@ -138,7 +138,7 @@ def _cited(ch: Chapter, name: str | None) -> str:
     prefix = ""
     if ch.label and ch.title.startswith(ch.label) is False and ch.label in ch.title:
         prefix = ch.title[: ch.title.index(ch.label)]
-    if ch.kind == "story" or not ch.label:
+    if ch.kind == "story" or not ch.label or (name or "").casefold() == label.casefold():
         return name or label
     return f"{prefix}{label}: {name}" if name else f"{prefix}{label}"
 
@@ -158,12 +158,13 @@ def correct_book(store, book_id: str, new: list[Correction]) -> Book:
     if not chapters:
         raise VignetteError("That would leave the book without chapters; nothing was changed.")
 
-    # 2. Each passage takes the chapter its start falls in; passages outside every chapter leave the index.
+    # 2. Each passage takes the last chapter it reaches (a passage across a new split counts as the later
+    #    chapter, so the spoiler limit never lets it through early); passages outside every chapter leave.
     passages = store.passages(book_id)
     kept, dropped = [], []
     for p in passages:
-        ch = next((c for c in reversed(chapters) if c.start <= p.start), None)
-        if ch is None or p.start >= ch.end:
+        ch = next((c for c in reversed(chapters) if c.start < p.end and p.start < c.end), None)
+        if ch is None:
             dropped.append(p)
             continue
         kept.append(dataclasses.replace(p, chapter=ch.number, chapter_title=ch.title))
