@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
     ingest.add_argument("path", help="the book's file (.txt, .epub, .md, .html)")
     ingest.add_argument("--book-id", help="the id to store it under (default: derived from the title)")
     ingest.add_argument("--json", action="store_true", help="print the result as JSON: "
-                        '{"book_id", "title", "author", "chapters", "passages", "added"}')
+                        '{"book_id", "title", "author", "chapters", "passages", "added", "structure", "warnings"}')
     ingest.set_defaults(func=run)
 
     books = subparsers.add_parser("books", help="list the books in the library",
