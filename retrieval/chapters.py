@@ -162,6 +162,15 @@ def find_structure(
     fallback = Structure(by_headings, "sections" if _numbered(by_headings) == 0 and by_headings
                          and by_headings[0].kind == "section" else "headings")
     notes = []
+    if not toc and not spine_starts:
+        confirmed = _confirmed_by_contents(text, by_headings)
+        if confirmed is not None:
+            hit, total = confirmed
+            if hit == total:
+                fallback.source += "+contents"
+            else:
+                fallback.note = f"its contents page lists {hit} of the {total} chapters found"
+        return fallback
     if toc and toc_source == "html-toc":
         # A web page's contents links carry page numbers and links to pictures: they confirm the headings
         # (a chapter starts where a link lands) rather than replace them.
@@ -202,6 +211,38 @@ def find_structure(
     if notes:
         fallback.note = "; ".join(notes) + f": used the {fallback.source}"
     return fallback
+
+
+_CONTENTS_RE = re.compile(r"^[ \t]*(?:table of )?contents\.?[ \t]*$", re.M | re.I)
+
+
+def _confirmed_by_contents(text: str, chapters: list[Chapter]) -> tuple[int, int] | None:
+    """``(confirmed, chapters)`` from a plain-text contents page before chapter 1: a chapter is confirmed
+    when the page lists its title, or (untitled) its number on a line of its own kind. The page is only
+    a witness: the chapters are always cut at the headings in the text. None without a contents page."""
+    numbered = [c for c in chapters if c.kind not in ("unnumbered", "section")]
+    if not numbered:
+        return None
+    m = None
+    for m in _CONTENTS_RE.finditer(text, 0, numbered[0].start):
+        pass
+    if m is None:
+        return None
+    page = text[m.end() : numbered[0].start]
+    flat = " ".join(re.sub(r"[^\w\s]", " ", page.casefold()).split())
+    entries = []
+    for line in page.split("\n"):
+        tokens = re.findall(r"[A-Za-z]+|\d+", line)
+        numbers = {parse_number(t) for t in tokens[:3]} - {None}
+        entries.append(numbers)
+    hit = 0
+    for c in numbered:
+        if c.name:
+            name = " ".join(re.sub(r"[^\w\s]", " ", c.name.casefold()).split())
+            hit += bool(name) and f" {name} " in f" {flat} "
+        else:
+            hit += any(c.printed in e for e in entries)
+    return hit, len(numbered)
 
 
 def _near(sorted_offsets: list[int], offset: int, within: int) -> bool:
@@ -607,6 +648,9 @@ def _keyword_headings(
         title = _clean_title(rest) or None
         if title is None:
             found = _next_line_title(text, lines, line_no, numbered_lines, markup_starts)
+            later = sum(1 for r in raw if r[1] == kw and r[2] == number and r[0].start() > m.start())
+            if found and later and _SPECIAL_RE.match(found[0]):
+                found = None  # the last line of a contents page, then the book's "PRELUDE": not its title
             if found:
                 title, line_end = _clean_title(found[0]) or None, found[1]
         elif _in_capitals(rest) and len(rest.strip()) >= 40:
