@@ -714,8 +714,7 @@ def _roman_titled_headings(text: str, lines: _LineIndex) -> list[_Heading]:
         rest = m.group("rest").strip()
         if number is None or len(rest) > _MAX_TITLE_CHARS or rest.endswith((",", ";")):
             continue
-        words = [w for w in re.findall(r"[A-Za-z\u2019']+", rest) if len(w) > 3]
-        if not words or sum(w[0].isupper() for w in words) < 0.75 * len(words) or not rest[0].isupper():
+        if not rest[0].isupper() or not (_in_capitals(rest) or _title_cased(rest)):
             continue
         raw.append((m, number, rest))
     arabic = []
