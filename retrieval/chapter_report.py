@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from retrieval.chapters import parse_number
 from vignette.documents import Book, Chapter
 
-__all__ = ["chapter_rows", "structure_warnings", "structure_summary", "resolve_reading_limit", "ReadingLimit"]
+__all__ = ["chapter_rows", "structure_warnings", "structure_summary", "resolve_reading_limit", "ReadingLimit",
+           "limit_position"]
 
 _SHORT_WORDS = 40  # a "chapter" shorter than this is probably a stray heading
 _HALF = 0.5  # one chapter holding more than this share of the book's words (books of 4 chapters or more)
@@ -166,3 +167,25 @@ def _no_such(book: Book, number: int) -> str:
     numbered = [c.printed for c in book.chapters if c.printed is not None]
     top = max(numbered) if numbered else len(book.chapters)
     return f"{book.title} has no chapter {number}; its chapters run up to {top}."
+
+
+def limit_position(book: Book, said: str | int) -> int:
+    """A spoiler limit as a reader gives it ("11", "book 2 chapter 3") as a position in reading order, for
+    the stores' filters. A number past the book's last chapter is passed on unchanged, so the caller's own
+    check can say how many chapters there are; an ambiguous or unknown one raises the question."""
+    from vignette.errors import VignetteError
+
+    text = str(said).strip()
+    numbers = re.findall(r"\d+", text)
+    if not numbers:
+        raise VignetteError(f"The chapter limit must name a chapter number, not {text!r}.",
+                            hint="For example --upto-chapter 11, or --upto-chapter 'book 2 chapter 3'.")
+    number = int(numbers[-1])
+    printed = [c.printed for c in book.chapters if c.printed is not None and c.kind not in ("section", "story")]
+    if number < 1 or not printed or number > max(printed):
+        return number
+    limit = resolve_reading_limit(book, number, text)
+    if limit.position is None:
+        raise VignetteError(limit.question or f"No chapter {number}.",
+                            hint="Name the part too, e.g. --upto-chapter 'book 2 chapter 3'.")
+    return limit.position

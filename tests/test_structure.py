@@ -8,9 +8,12 @@ import json
 import zipfile
 from pathlib import Path
 
-from retrieval.chapter_report import chapter_rows, resolve_reading_limit, structure_warnings
+import pytest
+
+from retrieval.chapter_report import chapter_rows, limit_position, resolve_reading_limit, structure_warnings
 from retrieval.chapters import find_chapters
 from retrieval.loading import load_book
+from vignette.errors import VignetteError
 
 PARA = (
     "The rain came down on the harbour all night, and the boats knocked against the quay. Mr. Brown "
@@ -112,6 +115,11 @@ def test_read_up_to_chapter_n_names_the_part_or_asks_which():
     assert named.position == 3 and named.chapter.title == "Book 2, Chapter 1"
     unique = resolve_reading_limit(book, 3, "I'm on chapter 3")  # only Book II has a chapter 3
     assert unique.position == 5
+    # The command line's --upto-chapter takes the same words, and refuses an ambiguous number.
+    assert limit_position(book, "book 2 chapter 1") == 3 and limit_position(book, "3") == 5
+    with pytest.raises(VignetteError, match="Which one"):
+        limit_position(book, "2")
+    assert limit_position(book, "9") == 9  # past the end: left to the pipeline's own message
 
 
 def test_read_up_to_chapter_n_skips_letters_that_come_first():
