@@ -115,7 +115,10 @@ def chapter_label(evidence: dict[str, Any]) -> str:
     """"Chapter 3: The Letter in the Lantern Room" (the book's own heading when it already says so)."""
     number = evidence.get("chapter")
     title = str(evidence.get("chapter_title") or "").strip()
-    if title and (re.match(r"^(chapter|letter|part|book|volume|story|prologue|epilogue|preface|adventure)\b",
+    # The loader's titles already cite the book's own numbering ("Stave 1: ...", "Book 2, Chapter 3: ...",
+    # "Finale"): a position number in front of them would be wrong.
+    if title and (re.match(r"^(chapter|letter|part|book|volume|story|prologue|prelude|epilogue|finale|conclusion|"
+                           r"preface|adventure|stave|act|canto|section)\b",
                            title, re.I) or (number is not None and str(number) in title.split(":")[0])):
         return title
     if title:

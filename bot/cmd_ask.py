@@ -68,6 +68,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _chapter_label(number: int, title: str) -> str:
     """"Chapter 3: The Letter" as given by the loader; a bare title gets its number in front."""
-    if title and title.lower().startswith(("chapter", "letter", "part", "book", "story")):
+    if title and title.lower().startswith(("chapter", "letter", "part", "book", "story", "volume", "stave", "act ",
+                                           "canto", "section", "prologue", "prelude", "epilogue", "finale",
+                                           "conclusion")):
         return title
     return f"Chapter {number}: {title}" if title else f"Chapter {number}"

@@ -243,3 +243,11 @@ def test_chapters_command_lists_a_file_as_json(tmp_path, capsys):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_citations_keep_the_books_own_numbering():
+    from bot.agent import chapter_label
+
+    # Position 7 in reading order, but the book calls it Stave 1 / Book 2, Chapter 3 / Finale.
+    for title in ("Stave 1: Marley's Ghost", "Book 2, Chapter 3: The Period", "Finale", "Act 2"):
+        assert chapter_label({"chapter": 7, "chapter_title": title}) == title
