@@ -185,6 +185,12 @@ def find_structure(
     if toc:
         heads, labels = _toc_headings(text, toc)
         by_toc = find_chapters(text, heads, labels=labels, markup_only=True)
+        headings_numbered = [c for c in by_headings if c.printed is not None and c.kind not in ("story", "section")]
+        if all(c.kind in ("story", "unnumbered") for c in by_toc) and len(headings_numbered) >= 2 \
+                and _numbered(by_toc) == _numbered(by_headings):
+            # A nav of titles alone ("The Storm") beside numbered headings in the text: the headings carry
+            # the book's numbers, the nav confirms them.
+            return Structure(by_headings, f"headings+{toc_source or 'epub-nav'}")
         if _numbered(by_toc) >= 2 and _numbered(by_toc) >= _numbered(by_headings):
             return Structure(by_toc, toc_source or "epub-nav")
         what = "navigation document" if toc_source != "epub-ncx" else "NCX table of contents"
@@ -466,7 +472,8 @@ def _cite_with_parts(chapters: list[Chapter]) -> list[Chapter]:
 _BACK_MATTER_RE = re.compile(
     r"^[ \t]*[_*\[]*(?:(?:historical |explanatory |editor'?s? |author'?s? |translator'?s? )?notes?|footnotes?|"
     r"endnotes|transcriber'?s? notes?|appendix(?:[ \t]+[ivxlc\d]+)?|index|glossary|advertisements?|"
-    r"catalogue[^\n]{0,40}|books by [^\n]{0,40}|by the same author[^\n]{0,30}|"
+    r"catalogue[^\n]{0,40}|books by [^\n]{0,40}|by the same author[^\n]{0,30}|about the author|also by [^\n]{0,40}|"
+    r"acknowledge?ments|"
     r"(?:the )?end of (?:the |vol)[^\n]{0,40}|"
     r"(?:[a-z]+: )?(?:printed|electrotyped)(?: and printed)? by [^\n]{0,60})[.:\]_*]*[ \t]*$"
     r"|^[ \t]*(?-i:[A-Z][A-Z'&.]+(?: [A-Z][A-Z'&.]+)* PRESS\b)[^\n]{0,60}$",  # "CHISWICK PRESS:--..."
@@ -795,6 +802,8 @@ _NUMBERED_TITLE_RE = re.compile(
 _FRONT_BACK_RE = re.compile(
     r"^(?:the\s+)?(?:(?:table\s+of\s+)?contents|list\s+of\s+(?:illustrations|plates)|illustrations|dedication|"
     r"preface|foreword|introduction|author'?s\s+(?:note|preface)|transcriber'?s?\s+notes?|footnotes?|notes|"
+    r"cover|title\s*page|half\s+title|copyright|acknowledge?ments?|about\s+the\s+(?:author|publisher)|"
+    r"also\s+by|other\s+books\b.*|praise\s+for\b.*|epigraph|frontispiece|imprint|landmarks|"
     r"index|appendix|glossary|advertisements?|catalogue|the\s+end[.!]?$|finis[.]?$|colophon|by\b.*|"
     r"(?:the\s+)?full\s+project\s+gutenberg.*|.*project\s+gutenberg.*)\b",
     re.I,

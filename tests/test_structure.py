@@ -251,3 +251,15 @@ def test_citations_keep_the_books_own_numbering():
     # Position 7 in reading order, but the book calls it Stave 1 / Book 2, Chapter 3 / Finale.
     for title in ("Stave 1: Marley's Ghost", "Book 2, Chapter 3: The Period", "Finale", "Act 2"):
         assert chapter_label({"chapter": 7, "chapter_title": title}) == title
+
+
+def test_a_nav_of_titles_alone_confirms_numbered_headings(tmp_path):
+    docs = {"cover.xhtml": "<p>Cover</p>", "copyright.xhtml": "<p>Copyright 1890 by the author.</p>"}
+    docs.update({f"ch{i}.xhtml": f"<h1>Chapter {i}</h1><h2>{n}</h2><p>{PARA}</p>" for i, n in enumerate(NAMES[:3], 1)})
+    docs["about.xhtml"] = f"<h1>About the Author</h1><p>{PARA}</p>"
+    nav = _nav([("cover.xhtml", "Cover"), ("copyright.xhtml", "Copyright")]
+               + [(f"ch{i}.xhtml", n) for i, n in enumerate(NAMES[:3], 1)] + [("about.xhtml", "About the Author")])
+    book = load_book(_epub(tmp_path / "titles.epub", nav, docs))
+    assert book.structure == "headings+epub-nav"
+    assert [(c.printed, c.name) for c in book.chapters] == list(enumerate(NAMES[:3], 1))
+    assert "About the Author" not in book.text[book.chapters[-1].start:book.chapters[-1].end]
