@@ -1,28 +1,38 @@
-"""Find the chapters of a cleaned book text.
+"""Find the chapters of a cleaned book text, numbered as the book numbers them.
 
-A heuristic heading finder in the tradition of the Project Gutenberg chapterisers (e.g. the rules of
-Gutenberg's own ``gutenbergr``/``chapterize`` scripts), made robust to what real editions contain:
+A heading finder in the tradition of the Project Gutenberg chapterisers, built from the conventions of
+printed books rather than from any one book:
 
 1. **Candidates**: a line that starts a paragraph (the line above it is blank, or is itself a candidate,
    as in a table of contents) and reads like a heading:
    - a keyword and a number: ``CHAPTER I.``, ``Chapter 1``, ``CHAPTER XIV. The Title``,
-     ``Chapter 3: Title``, ``Chapter One``, ``Chapter the First``, ``Letter 4``, ``STAVE III``,
-     ``PROLOGUE``/``EPILOGUE``;
-   - a roman numeral and a title in capitals or title case: ``I. A SCANDAL IN BOHEMIA`` (the stories of
-     a collection);
-   - a bare numeral alone on its line: ``IV.`` or ``12``;
-   - ``PART``/``BOOK``/``VOLUME`` and a number: a level above chapters, kept as ``Chapter.part``;
-   - headings from the markup of an HTML, Markdown or EPUB source, when the loader passes them.
-   A title on the next line (``CHAPTER I.`` then ``Down the Rabbit-Hole``) belongs to the heading.
-2. **Table of contents**: a heading with (almost) no text after it that is repeated later, or that sits in
-   a run of such empty headings, is a contents entry and is dropped; the later occurrence, which has a
-   body, is kept.
-3. **Level**: the strongest kind present wins: keyword headings, then markup headings, then titled roman
-   numerals, then bare numerals, then PART/BOOK headings on their own. Weaker kinds inside the chosen
+     ``Chapter 3: Title``, ``Chapter One``, ``Chapter the First``, ``Letter 4``, ``STAVE III``, ``ACT II``;
+     or the number first: ``FIRST ACT``, ``SECOND EPILOGUE``;
+   - a number and a title: ``I. A SCANDAL IN BOHEMIA`` (the stories of a collection), ``1--A Face on
+     Which Time Makes but Little Impression``, ``01 My Early Home``, counted only as a rising sequence;
+   - a bare numeral alone on its line: ``IV.`` or ``12``, also only as a rising sequence;
+   - ``PART``/``BOOK``/``VOLUME`` and a number (also ``LITTLE WOMEN PART 2``): the levels above chapters;
+   - ``PROLOGUE``, ``PRELUDE``, ``EPILOGUE``, ``FINALE``, ``CONCLUSION``: unnumbered story sections;
+   - headings from the markup of an HTML, Markdown or EPUB source, read the same way (``<h2>I.</h2>``
+     then ``<h4>THE PRISON-DOOR.</h4>``), or the labels of an EPUB's navigation document.
+   A title on the next line (``CHAPTER I.`` then ``Down the Rabbit-Hole``), or wrapped over two lines of
+   capitals, belongs to the heading.
+2. **Not chapters**: a table of contents (a heading with almost no text before the next, repeated later
+   or in a run of such; a paragraph listing several headings of one kind; a numbered line out of
+   sequence whose number comes again later); front matter in markup (a by-line, Contents, Preface,
+   Introduction, Dedication, lists of illustrations); a line of capitals inside a chapter.
+3. **Level**: the strongest kind present wins: keyword headings, then markup headings, then numbered
+   titles, then bare numerals, then PART/BOOK headings on their own. Weaker kinds inside the chosen
    chapters (the "I." and "II." sections inside each Sherlock Holmes story) stay part of the text.
-4. **Fallback**: a book without headings is cut into sections of about 3,000 words at paragraph bounds,
-   titled "Section N".
+   Parts are kept in two levels at most (Volume > Book); numbering that restarts in them is kept, and
+   the citation then names the part ("Book 2, Chapter 3: ...").
+4. **Back matter**: the last chapter stops at notes, appendices, an index, advertisements, a printer's
+   imprint, a closing rule before an advert, or "THE END".
+5. **Fallback**: a book without headings is cut into sections of about 3,000 words at paragraph bounds,
+   named "Section N".
 
+:func:`find_structure` puts the structure a file carries first: an EPUB's navigation document, then its
+spine, then these headings; HTML contents links and a plain-text contents page only confirm them.
 Text before the first chapter (title page, contents, a preface) belongs to no chapter: it stays in
 ``Book.text`` but passages and chapter-based features ignore it.
 """
@@ -71,7 +81,10 @@ _ORDINAL_FIRST_RE = re.compile(
     r"(?P<rest>(?:[ \t]*[.:\-\u2013\u2014][^\n]*)?)[ \t]*$",
     re.M,
 )
-_TITLED_PART_RE = re.compile(r"^[ \t]*[A-Z][A-Z',\- ]{2,40}[ \t]+(?P<kw>PART|BOOK|VOLUME)[ \t]+(?P<num>[IVXLC]+|\d{1,2}|[A-Z]+)\.?[ \t]*$", re.M)
+_TITLED_PART_RE = re.compile(
+    r"^[ \t]*[A-Z][A-Z',\- ]{2,40}[ \t]+(?P<kw>PART|BOOK|VOLUME)[ \t]+(?P<num>[IVXLC]+|\d{1,2}|[A-Z]+)\.?[ \t]*$",
+    re.M,
+)
 _SPECIAL_RE = re.compile(
     r"^[ \t]*[_*]*(?P<kw>" + _keyword_alternatives(("prologue", "prelude", "epilogue", "finale", "conclusion"))
     + r")(?P<rest>[^\n]*)$",
@@ -689,7 +702,8 @@ def _keyword_headings(
         if number is None or lines.line(line_no - 1).strip() or lines.line(line_no + 1).strip():
             continue
         kw = m.group("kw").lower()
-        parts.append(_Heading(kw, "part", number, m.start(), lines.span(line_no)[1], f"{kw.capitalize()} {number}", None))
+        label = f"{kw.capitalize()} {number}"
+        parts.append(_Heading(kw, "part", number, m.start(), lines.span(line_no)[1], label, None))
     parts.sort(key=lambda p: p.start)
     specials = [h for h in chapters if h.kind == "special"]
     if not [h for h in chapters if h.kind != "special"]:
@@ -797,7 +811,8 @@ def _bare_headings(text: str, lines: _LineIndex) -> list[_Heading]:
 
 
 _NUMBERED_TITLE_RE = re.compile(
-    r"^(?P<num>[IVXLC]+|\d{1,3})(?:\.|:|--|\u2014|\u2013|[ \t]-)[ \t]*(?P<rest>\S.*)$|^(?P<num2>\d{1,3})[ \t]+(?P<rest2>[A-Z].*)$"
+    r"^(?P<num>[IVXLC]+|\d{1,3})(?:\.|:|--|\u2014|\u2013|[ \t]-)[ \t]*(?P<rest>\S.*)$"
+    r"|^(?P<num2>\d{1,3})[ \t]+(?P<rest2>[A-Z].*)$"
 )
 _FRONT_BACK_RE = re.compile(
     r"^(?:the\s+)?(?:(?:table\s+of\s+)?contents|list\s+of\s+(?:illustrations|plates)|illustrations|dedication|"
@@ -909,10 +924,12 @@ def _classify_heading_text(raw: str, start: int, end: int) -> _Heading:
         kw = m.group("kw").lower()
         number = parse_number(m.group("num"))
         level = "part" if kw in _PART_KEYWORDS + ("epilogue",) else "chapter"
-        return _Heading(kw, level, number, start, end, f"{kw.capitalize()} {number}", _clean_title(m.group("rest")) or None)
+        title = _clean_title(m.group("rest")) or None
+        return _Heading(kw, level, number, start, end, f"{kw.capitalize()} {number}", title)
     m = _BARE_RE.match(raw)
     if m and parse_number(m.group("num")) is not None:
-        return _Heading("chapter", "chapter", parse_number(m.group("num")), start, end, f"Chapter {parse_number(m.group('num'))}", None)
+        number = parse_number(m.group("num"))
+        return _Heading("chapter", "chapter", number, start, end, f"Chapter {number}", None)
     m = _NUMBERED_TITLE_RE.match(raw)
     if m:
         num = m.group("num") or m.group("num2")

@@ -70,7 +70,8 @@ def make_correction(book: Book, op: str, chapter: int, title: str | None = None,
         ch = book.chapter(int(chapter))
     except (KeyError, ValueError):
         raise VignetteError(f"{book.title!r} has no chapter {chapter!r} to {op}.",
-                            hint=f"Chapters are numbered 1 to {len(book.chapters)} in `python -m bot chapters`.") from None
+                            hint=f"Chapters are numbered 1 to {len(book.chapters)} in "
+                                 "`python -m bot chapters`.") from None
     if op == "rename" and not (title or "").strip():
         raise VignetteError("A rename needs the new title.")
     if op == "merge" and ch.number == 1:
@@ -97,7 +98,9 @@ def make_correction(book: Book, op: str, chapter: int, title: str | None = None,
     return Correction("split", ch.start, title.strip() if title else None, offset)
 
 
-def apply_corrections(text: str, chapters: list[Chapter], corrections: list[Correction]) -> tuple[list[Chapter], list[str]]:
+def apply_corrections(
+    text: str, chapters: list[Chapter], corrections: list[Correction]
+) -> tuple[list[Chapter], list[str]]:
     """The chapters after the corrections, renumbered from 1, and a note for each correction that no longer
     fits (its chapter is gone from the loader's list)."""
     from retrieval.chapters import parse_heading_line
