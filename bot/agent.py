@@ -434,7 +434,8 @@ def _resolve_limit(book: Any, number: int, said: str):
 
     if not getattr(book, "chapters", None) or not any(getattr(c, "printed", None) for c in book.chapters):
         return ReadingLimit(number)
-    return resolve_reading_limit(book, number, said)
+    unit = re.search(r"\b(letter|stave|canto)s?\s", said, re.I)  # "up to letter 3": the book's letters
+    return resolve_reading_limit(book, number, said, kind=unit.group(1).lower() if unit else "chapter")
 
 
 def _chapter_title(book: Any, number: int) -> str:

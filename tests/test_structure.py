@@ -263,3 +263,21 @@ def test_a_nav_of_titles_alone_confirms_numbered_headings(tmp_path):
     assert book.structure == "headings+epub-nav"
     assert [(c.printed, c.name) for c in book.chapters] == list(enumerate(NAMES[:3], 1))
     assert "About the Author" not in book.text[book.chapters[-1].start:book.chapters[-1].end]
+
+
+def test_a_reader_can_name_the_part_or_the_letter_in_a_conversation():
+    from bot.agent import _resolve_limit
+    from bot.intents import classify
+    from vignette.documents import Book
+
+    text = _two_books()
+    book = Book("sea", "The Sea", None, text, find_chapters(text))
+    said = "I've read up to chapter 1 of book 2, who is the stranger?"
+    intent = classify(said)
+    assert (intent.kind, intent.chapter, intent.text) == ("spoiler", 1, "Who is the stranger?")
+    assert _resolve_limit(book, intent.chapter, said).position == 3
+    assert _resolve_limit(book, 1, "I'm on chapter 1").question  # which part?
+    letters = _txt("LETTER I", PARA, "LETTER II", PARA, "CHAPTER I", PARA, "CHAPTER II", PARA)
+    book = Book("f", "F", None, letters, find_chapters(letters))
+    assert _resolve_limit(book, 2, "I've read up to letter 2").position == 2
+    assert _resolve_limit(book, 2, "I've read up to chapter 2").position == 4
