@@ -860,6 +860,12 @@ def _markup_headings(
         h.markup_level = level
         out.append(h)
     numbered = [h for h in out if h.level == "chapter" and h.number is not None]
+    if len(numbered) >= 2 and _sections_of_stories(out, numbered):
+        # Titled stories, each cut into "I.", "II." sections: the stories are the chapters.
+        top = min(h.markup_level for h in numbered)
+        story_level = max(h.markup_level for h in out if h.kind == "markup" and h.markup_level < top)
+        return [dataclasses.replace(h, level="chapter") for h in out
+                if h.kind == "markup" and h.markup_level == story_level and not _FRONT_BACK_RE.match(h.label)]
     if len(numbered) >= 2:
         levels = {h.markup_level for h in numbered}
         deepest = max(levels)
@@ -884,6 +890,24 @@ def _markup_headings(
         level = "chapter" if h.markup_level == chapter_level else "part"
         result.append(dataclasses.replace(h, level=level, kind="markup" if level == "chapter" else "part"))
     return result
+
+
+def _sections_of_stories(out: list[_Heading], numbered: list[_Heading]) -> bool:
+    """Whether bare numerals ("I.", "II.") restart under each of several titled headings of a higher
+    level (The Adventures of Sherlock Holmes in HTML): then the titled headings are the stories."""
+    if any(h.kind != "bare" or h.title for h in numbered):
+        return False
+    top = min(h.markup_level for h in numbered)
+    above = [h for h in out if h.kind == "markup" and h.markup_level < top and not _FRONT_BACK_RE.match(h.label)]
+    if len(above) < 2:
+        return False
+    level = max(h.markup_level for h in above)  # the level right above the numerals
+    above = [h for h in above if h.markup_level == level]
+    restarts = 0
+    for a in above:
+        first = next((h for h in numbered if h.start > a.start), None)
+        restarts += first is not None and first.number == 1
+    return restarts >= 2 and restarts >= 0.6 * len(above)
 
 
 _SECTION_WORDS_RE = re.compile(
@@ -929,7 +953,7 @@ def _classify_heading_text(raw: str, start: int, end: int) -> _Heading:
     m = _BARE_RE.match(raw)
     if m and parse_number(m.group("num")) is not None:
         number = parse_number(m.group("num"))
-        return _Heading("chapter", "chapter", number, start, end, f"Chapter {number}", None)
+        return _Heading("bare", "chapter", number, start, end, f"Chapter {number}", None)
     m = _NUMBERED_TITLE_RE.match(raw)
     if m:
         num = m.group("num") or m.group("num2")

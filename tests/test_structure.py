@@ -281,3 +281,11 @@ def test_a_reader_can_name_the_part_or_the_letter_in_a_conversation():
     book = Book("f", "F", None, letters, find_chapters(letters))
     assert _resolve_limit(book, 2, "I've read up to letter 2").position == 2
     assert _resolve_limit(book, 2, "I've read up to chapter 2").position == 4
+
+
+def test_html_stories_with_numbered_sections_are_stories(tmp_path):
+    stories = ["A Scandal in the Square", "The Red-Headed Clerk", "The Copper Gate"]
+    body = "".join(f"<h2>{t}</h2><h3>I.</h3><p>{PARA}</p><h3>II.</h3><p>{PARA}</p>" for t in stories)
+    book = load_book(_write(tmp_path / "cases.html", f"<html><body><h1>Cases</h1>{body}</body></html>"))
+    assert [(c.kind, c.printed, c.title) for c in book.chapters] == [("story", i, t) for i, t in enumerate(stories, 1)]
+    assert book.text[book.chapters[0].start:book.chapters[0].end].count("II.") == 1  # its sections stay inside
