@@ -157,7 +157,7 @@ def correct_book(store, book_id: str, new: list[Correction]) -> Book:
     folder = store.settings.books_dir / book_id
     base = store.get_book(book_id, corrected=False)
     corrections = load_corrections(folder) + list(new)
-    chapters, skipped = apply_corrections(base.text, base.chapters, corrections)
+    chapters, _ = apply_corrections(base.text, base.chapters, corrections)
     if not chapters:
         raise VignetteError("That would leave the book without chapters; nothing was changed.")
 
@@ -193,6 +193,4 @@ def correct_book(store, book_id: str, new: list[Correction]) -> Book:
     manifest.update(chapters=len(chapters), passages=len(kept))
     _write_json(folder / MANIFEST, manifest)
     store._forget(book_id)
-    book = store.get_book(book_id)
-    book.structure_notes = list(book.structure_notes) + skipped
-    return book
+    return store.get_book(book_id)  # its notes say which older corrections no longer fit

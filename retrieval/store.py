@@ -213,7 +213,8 @@ class BookStore:
             if corrected:
                 from retrieval.corrections import apply_corrections, load_corrections
 
-                book.chapters, _ = apply_corrections(book.text, book.chapters, load_corrections(folder))
+                book.chapters, skipped = apply_corrections(book.text, book.chapters, load_corrections(folder))
+                book.structure_notes = list(book.structure_notes) + skipped
             return book
 
         return self._cached("book" if corrected else "book-as-found", book_id, load)
