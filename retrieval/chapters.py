@@ -380,7 +380,7 @@ def find_chapters(
 
 
 def _chapter(position: int, h: _Heading, end: int, part: str | None, volume: str | None = None) -> Chapter:
-    kind = {"special": "unnumbered", "bare": "chapter", "markup": "story"}.get(h.kind, h.kind)
+    kind = {"special": "unnumbered", "bare": "chapter", "numbered": "chapter", "markup": "story"}.get(h.kind, h.kind)
     if h.number is None and kind not in ("story",):
         kind = "unnumbered"
     name = h.title if kind != "story" else h.label
@@ -867,10 +867,22 @@ def _markup_headings(
         return [dataclasses.replace(h, level="chapter") for h in out
                 if h.kind == "markup" and h.markup_level == story_level and not _FRONT_BACK_RE.match(h.label)]
     if len(numbered) >= 2:
+        # Numbered headings at two levels ("Chapter 1" in the nav, its "I.", "II." sections below it): the
+        # shallower level holding at least two of them gives the chapters.
+        by_level: dict[int, int] = {}
+        for h in numbered:
+            by_level[h.markup_level] = by_level.get(h.markup_level, 0) + 1
+        top = min(lv for lv, n in by_level.items() if n >= 2) if max(by_level.values()) >= 2 else 0
+        inner = {id(h) for h in numbered if top and h.markup_level > top}
+        if sum(1 for h in numbered if h.kind in _CHAPTER_KEYWORDS) >= 2:
+            inner |= {id(h) for h in numbered if h.kind == "bare"}  # "Chapter 1" then its "1", "2" sections
+        numbered = [h for h in numbered if id(h) not in inner]
         levels = {h.markup_level for h in numbered}
         deepest = max(levels)
         kept = []
         for h in out:
+            if id(h) in inner:
+                continue
             if h.number is not None or h.kind == "special":
                 kept.append(h)
             elif h.kind == "markup" and h.markup_level < min(levels) and not _FRONT_BACK_RE.match(h.label):
@@ -960,7 +972,7 @@ def _classify_heading_text(raw: str, start: int, end: int) -> _Heading:
         number = parse_number(num)
         rest = m.group("rest") if m.group("num") else m.group("rest2")
         if number is not None:
-            return _Heading("chapter", "chapter", number, start, end, f"Chapter {number}", _clean_title(rest) or None)
+            return _Heading("numbered", "chapter", number, start, end, f"Chapter {number}", _clean_title(rest) or None)
     m = _SPECIAL_RE.match(raw)
     if m and (not m.group("rest").strip() or re.match(r"^\s*[.:\-\u2013\u2014]", m.group("rest"))):
         return _Heading("special", "chapter", None, start, end, m.group("kw").capitalize(),

@@ -289,3 +289,21 @@ def test_html_stories_with_numbered_sections_are_stories(tmp_path):
     book = load_book(_write(tmp_path / "cases.html", f"<html><body><h1>Cases</h1>{body}</body></html>"))
     assert [(c.kind, c.printed, c.title) for c in book.chapters] == [("story", i, t) for i, t in enumerate(stories, 1)]
     assert book.text[book.chapters[0].start:book.chapters[0].end].count("II.") == 1  # its sections stay inside
+
+
+def test_numbered_sections_below_numbered_chapters_stay_inside(tmp_path):
+    body = "".join(f"<h2>CHAPTER {r}.</h2><h3>I.</h3><p>{PARA}</p><h3>II.</h3><p>{PARA}</p>" for r in ("I", "II", "III"))
+    book = load_book(_write(tmp_path / "inner.html", f"<html><body><h1>Inner</h1>{body}</body></html>"))
+    assert [c.title for c in book.chapters] == ["Chapter 1", "Chapter 2", "Chapter 3"]
+    docs = {f"c{i}.xhtml": f"<h2>Chapter {i}</h2><h3 id='s1'>1</h3><p>{PARA}</p><h3 id='s2'>2</h3><p>{PARA}</p>"
+            for i in range(1, 4)}
+    flat = []
+    for i in range(1, 4):
+        flat += [(f"c{i}.xhtml", f"Chapter {i}"), (f"c{i}.xhtml#s1", "1"), (f"c{i}.xhtml#s2", "2")]
+    book = load_book(_epub(tmp_path / "flat.epub", _nav(flat), docs))
+    assert [c.printed for c in book.chapters] == [1, 2, 3] and book.structure == "epub-nav"
+    inner = "".join(f'<li><a href="c{i}.xhtml">Chapter {i}</a><ol><li><a href="c{i}.xhtml#s1">1</a></li>'
+                    f'<li><a href="c{i}.xhtml#s2">2</a></li></ol></li>' for i in range(1, 4))
+    nested = _nav([]).replace("<ol></ol>", f"<ol>{inner}</ol>")
+    book = load_book(_epub(tmp_path / "nested.epub", nested, docs))
+    assert [c.printed for c in book.chapters] == [1, 2, 3] and book.structure == "epub-nav"
