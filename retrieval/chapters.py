@@ -255,10 +255,14 @@ def _confirmed_by_contents(text: str, chapters: list[Chapter]) -> tuple[int, int
         numbers = {parse_number(t) for t in tokens[:3]} - {None}
         entries.append(numbers)
     hit = 0
+    vocabulary = set(flat.split())
     for c in numbered:
         if c.name:
             name = " ".join(re.sub(r"[^\w\s]", " ", c.name.casefold()).split())
-            hit += bool(name) and f" {name} " in f" {flat} "
+            words = name.split()
+            # The title as listed, or nearly (a contents page may hyphenate or abridge a long title).
+            hit += bool(name) and (f" {name} " in f" {flat} " or
+                                   len(words) >= 6 and sum(w in vocabulary for w in words) >= 0.85 * len(words))
         else:
             hit += any(c.printed in e for e in entries)
     return hit, len(numbered)

@@ -307,3 +307,16 @@ def test_numbered_sections_below_numbered_chapters_stay_inside(tmp_path):
     nested = _nav([]).replace("<ol></ol>", f"<ol>{inner}</ol>")
     book = load_book(_epub(tmp_path / "nested.epub", nested, docs))
     assert [c.printed for c in book.chapters] == [1, 2, 3] and book.structure == "epub-nav"
+
+
+def test_a_plain_text_contents_page_confirms_or_questions_the_chapters():
+    from retrieval.chapters import find_structure
+
+    body = [f"CHAPTER {r}.\n\n{n.upper()}\n\n{PARA}\n\n{PARA}" for r, n in zip(("I", "II", "III"), NAMES)]
+    agrees = "CONTENTS\n\n" + "\n".join(f"{r}. {n}" for r, n in zip(("I", "II", "III"), NAMES))
+    found = find_structure(_txt("THE STORM COUNTRY", agrees, *body))
+    assert found.source == "headings+contents" and found.note is None
+    differs = "CONTENTS\n\n" + "\n".join(f"{r}. {n}" for r, n in zip(("I", "II"), ("A Quiet Farm", "The Wind")))
+    found = find_structure(_txt("THE STORM COUNTRY", differs, *body))
+    assert [c.printed for c in found.chapters] == [1, 2, 3]  # the headings decide, never the contents
+    assert found.source == "headings" and "lists 0 of the 3 chapters" in found.note
