@@ -320,3 +320,21 @@ def test_a_plain_text_contents_page_confirms_or_questions_the_chapters():
     found = find_structure(_txt("THE STORM COUNTRY", differs, *body))
     assert [c.printed for c in found.chapters] == [1, 2, 3]  # the headings decide, never the contents
     assert found.source == "headings" and "lists 0 of the 3 chapters" in found.note
+
+
+def test_the_chapter_scorer_catches_a_wrong_title_a_missing_chapter_and_a_wrong_part():
+    from eval.chapters import score_book
+    from vignette.documents import Book
+
+    text = _two_books()
+    book = Book("sea", "The Sea", None, text, find_chapters(text))
+    first = PARA.split()[:8]
+    truth = [{"number": n, "label": f"CHAPTER {n}", "title": None, "part": p, "first_words": " ".join(first)}
+             for p, n in (("BOOK I", 1), ("BOOK I", 2), ("BOOK II", 1), ("BOOK II", 2), ("BOOK II", 3))]
+    entry = {"file": "sea.txt", "chapters": truth}
+    assert score_book(entry, book).whole
+    wrong = [dict(t) for t in truth]
+    wrong[1]["title"] = "The Storm"  # a title the finder did not find
+    wrong[3]["part"] = "BOOK I"  # the part would begin one chapter later
+    score = score_book({"file": "sea.txt", "chapters": wrong + [dict(truth[-1], number=4)]}, book)
+    assert not score.whole and (score.right, score.missing, score.extra) == (2, 1, 0)
