@@ -631,6 +631,7 @@ _NS = {
     "opf": "http://www.idpf.org/2007/opf",
     "dc": "http://purl.org/dc/elements/1.1/",
 }
+_MAX_NAV_BYTES = 4 * 1024 * 1024  # an EPUB's navigation document larger than this is not read
 _XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/xml", "text/x-oeb1-document")
 
 
@@ -733,7 +734,12 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
         # 4. The book's own table of contents (nav or NCX), its links resolved to blocks.
         from retrieval.structure_epub import read_epub_toc
 
-        entries, source, problem = read_epub_toc(zf.read, opf, opf_path, _NS)
+        def read_nav(path: str) -> bytes:
+            if zf.getinfo(path).file_size > _MAX_NAV_BYTES:  # a table of contents is small; refuse a bomb
+                raise ValueError(f"{path} is over {_MAX_NAV_BYTES:,} bytes")
+            return zf.read(path)
+
+        entries, source, problem = read_epub_toc(read_nav, opf, opf_path, _NS)
     offsets: list[int] = []
     extracted = _blocks_to_extracted(blocks, title, author, offsets)
     toc = []
