@@ -22,16 +22,24 @@ def _words(text: str) -> int:
 
 
 def _heading_end(text: str, ch: Chapter) -> int:
-    """Where a chapter's text begins after its heading line and a title line."""
+    """Where a chapter's text begins: after its heading line, and after its title's line when the title
+    stands on a line of its own."""
     pos = ch.start
-    for _ in range(2 if ch.name else 1):
+    for k in range(2):
         nl = text.find("\n", pos, ch.end)
         if nl == -1:
             return ch.end
+        line = text[pos:nl]
+        if k == 1 and not (ch.name and _squash(ch.name) in _squash(line) and len(line) < 2 * len(ch.name) + 10):
+            return pos
         pos = nl + 1
         while pos < ch.end and text[pos] == "\n":
             pos += 1
     return pos
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"\W+", "", s).casefold()
 
 
 def chapter_rows(book: Book) -> list[dict]:

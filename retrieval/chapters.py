@@ -353,8 +353,7 @@ def find_chapters(
     if raw is not keyword and raw is not markup:
         chosen = _with_specials(text, chosen, specials)
     chosen, kept_parts = _sections_that_are_parts(text, chosen, kept_parts)
-    if len(kept_parts) == 1 and kept_parts[0].number is None and kept_parts[0].start < chosen[0].start:
-        kept_parts = []  # one unnumbered heading above every chapter: the book's own title
+    kept_parts = _without_title_heading(kept_parts, chosen)
     chosen = _drop_strays(chosen, kept_parts)
 
     # 3. Cut the text: a chapter runs from its heading to the next chapter or part heading, and the last
@@ -392,6 +391,19 @@ def _chapter(position: int, h: _Heading, end: int, part: str | None, volume: str
     return Chapter(number=position, title=h.display, start=h.start, end=end, part=part, label=label,
                    printed=h.number if h.number is not None else (position if kind == "story" else None),
                    name=name, kind=kind, volume=volume)
+
+
+def _without_title_heading(parts: list[_Heading], chosen: list[_Heading]) -> list[_Heading]:
+    """An unnumbered heading above every chapter, alone at its level (the book's title in an ``<h1>``),
+    is no part."""
+    if not parts or not chosen:
+        return parts
+    first = parts[0]
+    alone = sum(1 for p in parts if p.markup_level == first.markup_level) == 1
+    above = all(first.markup_level < p.markup_level for p in parts[1:])
+    if first.number is None and first.start < chosen[0].start and alone and (above or len(parts) == 1):
+        return parts[1:]
+    return parts
 
 
 def _part_levels(parts: list[_Heading]) -> tuple[set[str], set[str]]:
