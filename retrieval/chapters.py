@@ -411,11 +411,17 @@ def _part_levels(parts: list[_Heading]) -> tuple[set[str], set[str]]:
     one with fewer headings is the outer level."""
     counts: dict[str, int] = {}
     for p in parts:
-        counts[p.kind] = counts.get(p.kind, 0) + 1
+        if p.kind not in _SIBLING_PARTS:
+            counts[p.kind] = counts.get(p.kind, 0) + 1
+    siblings = {p.kind for p in parts if p.kind in _SIBLING_PARTS}
     if len(counts) < 2:
-        return set(counts), set()
+        return set(counts) | siblings, set()
     ranked = sorted(counts, key=lambda k: counts[k])
-    return {ranked[0]}, set(ranked[1:])
+    return {ranked[0]}, set(ranked[1:]) | siblings
+
+
+# An epilogue (or prologue) that holds chapters sits beside the books or parts, not above them.
+_SIBLING_PARTS = frozenset({"epilogue", "part-special"})
 
 
 def _with_specials(text: str, chosen: list[_Heading], specials: list[_Heading]) -> list[_Heading]:
@@ -444,7 +450,7 @@ def _sections_that_are_parts(
         if h.kind == "special" and nxt is not None and nxt.number is not None:
             body = text[h.line_end : nxt.start]
             if len(re.findall(r"[^\W\d_]{2,}", body)) < _EMPTY_BODY_WORDS:
-                more_parts.append(dataclasses.replace(h, level="part", kind="part"))
+                more_parts.append(dataclasses.replace(h, level="part", kind="part-special"))
                 continue
         keep.append(h)
     if not more_parts:
@@ -487,10 +493,8 @@ def _cite_with_parts(chapters: list[Chapter]) -> list[Chapter]:
         return chapters
     out = []
     for c in chapters:
-        if c.part and c.printed is not None:
-            part = c.part.split(":")[0]
-            if c.volume:
-                part = f"{c.volume.split(':')[0]}, {part}"
+        if (c.part or c.volume) and c.printed is not None:
+            part = ", ".join(p.split(":")[0] for p in (c.volume, c.part) if p)
             title = f"{part}, {c.label}" + (f": {c.name}" if c.name else "")
             c = dataclasses.replace(c, title=title)
         out.append(c)
@@ -570,7 +574,8 @@ def _clean_title(s: str) -> str:
         s = re.sub(r"(?<=[A-Z.!?])\s+\d{1,3}$", "", s)  # a footnote mark after a title in capitals
     s = re.sub(r"^[.:\-\u2013\u2014,]+\s*", "", s)
     s = s.rstrip(" .")
-    return smart_title(s)
+    s = smart_title(s)
+    return s[:1].upper() + s[1:]  # "Book the Second--the Golden Thread": a title starts in capitals
 
 
 def _title_like(rest: str) -> bool:
@@ -1065,9 +1070,10 @@ def _kept_parts(text: str, parts: list[_Heading], raw: list[_Heading], kept: lis
         if p.start < first and p.number not in (None, 1) and later:
             continue
         # A part heading followed by a list of lines (its contents) before its first chapter: a contents line.
-        between = [ln for ln in text[p.line_end : nxt.start].split("\n") if ln.strip()]
-        if between and len(between) > 12:
-            continue
+        between = [ln.strip() for ln in text[p.line_end : nxt.start].split("\n") if ln.strip()]
+        short = sum(1 for ln in between if len(ln) < 60)
+        if len(between) > 12 and short > 0.6 * len(between):
+            continue  # a list of short lines, not a preface's prose
         out.append(p)
     return out
 

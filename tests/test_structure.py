@@ -338,3 +338,24 @@ def test_the_chapter_scorer_catches_a_wrong_title_a_missing_chapter_and_a_wrong_
     wrong[3]["part"] = "BOOK I"  # the part would begin one chapter later
     score = score_book({"file": "sea.txt", "chapters": wrong + [dict(truth[-1], number=4)]}, book)
     assert not score.whole and (score.right, score.missing, score.extra) == (2, 1, 0)
+
+
+def test_an_epilogue_with_chapters_sits_beside_the_books():
+    text = _txt("BOOK ONE", "CHAPTER I", PARA, "CHAPTER II", PARA, "BOOK TWO", "CHAPTER I", PARA,
+                "FIRST EPILOGUE", "CHAPTER I", PARA, "CHAPTER II", PARA)
+    chapters = find_chapters(text)
+    assert [(c.volume, c.part, c.printed) for c in chapters] == [
+        (None, "Book 1", 1), (None, "Book 1", 2), (None, "Book 2", 1), (None, "Epilogue 1", 1), (None, "Epilogue 1", 2)]
+    assert chapters[-1].title == "Epilogue 1, Chapter 2"
+
+
+def test_a_volume_heading_above_a_preface_is_kept():
+    preface = "\n".join(["So long as there shall exist, by virtue of law and custom, decrees of damnation"] * 14)
+    text = _txt("VOLUME I.--FANTINE.", "PREFACE", preface, "BOOK FIRST--A JUST MAN", "CHAPTER I--M. MYRIEL", PARA,
+                "CHAPTER II--THE BISHOP", PARA, "VOLUME II.--COSETTE.", "BOOK FIRST--WATERLOO", "CHAPTER I--THE ROAD",
+                PARA)
+    chapters = find_chapters(text)
+    assert [(c.volume, c.part, c.printed) for c in chapters] == [
+        ("Volume 1: Fantine", "Book 1: A Just Man", 1), ("Volume 1: Fantine", "Book 1: A Just Man", 2),
+        ("Volume 2: Cosette", "Book 1: Waterloo", 1)]
+    assert chapters[0].title == "Volume 1, Book 1, Chapter 1: M. Myriel"
