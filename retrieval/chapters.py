@@ -531,10 +531,18 @@ def _back_matter_start(text: str, body_start: int, end: int) -> int:
             cut = m.start()  # "THE END" closes the story and is not part of it
             break
     for m in _RULE_RE.finditer(text, max(body_start, end - max(span // 10, 1500)), cut):
-        if _own_paragraph(text, m.start(), m.end()):
+        # A rule is also a scene break: it ends the story only before what reads like a publisher's note.
+        if _own_paragraph(text, m.start(), m.end()) and _ADVERT_RE.search(text, m.end(), cut):
             cut = m.start()
             break
     return cut
+
+
+_ADVERT_RE = re.compile(
+    r"\b(?:published|publishers?|price|cloth|volumes?|series|sequel|uniform\s+with|now\s+ready|in\s+press|"
+    r"here\s+ends|the\s+end|by\s+the\s+same\s+author|to\s+be\s+continued|will\s+be\s+(?:found|told|continued))\b",
+    re.I,
+)
 
 
 def _own_paragraph(text: str, start: int, end: int) -> bool:

@@ -359,3 +359,13 @@ def test_a_volume_heading_above_a_preface_is_kept():
         ("Volume 1: Fantine", "Book 1: A Just Man", 1), ("Volume 1: Fantine", "Book 1: A Just Man", 2),
         ("Volume 2: Cosette", "Book 1: Waterloo", 1)]
     assert chapters[0].title == "Volume 1, Book 1, Chapter 1: M. Myriel"
+
+
+def test_a_rule_near_the_end_is_a_scene_break_unless_an_advert_follows():
+    story = _txt("CHAPTER I", PARA, "CHAPTER II", PARA * 3, "-------", "Next morning the sun rose over the quay.")
+    last = find_chapters(story)[-1]
+    assert story[last.start:last.end].endswith("Next morning the sun rose over the quay.")
+    advert = _txt("CHAPTER I", PARA, "CHAPTER II", PARA * 3, "-------",
+                  "Here ends the story. Its sequel, THE TIN FOREST, is now ready. Cloth, $1.25.")
+    last = find_chapters(advert)[-1]
+    assert advert[last.start:last.end].endswith(PARA)
