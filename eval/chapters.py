@@ -52,6 +52,7 @@ class BookScore:
     wrong: list[str] = field(default_factory=list)  # a few examples of what differed
     sections_expected: int = 0
     sections_right: int = 0
+    sections_extra: int = 0  # unnumbered sections found that the truth does not have
     structure: str = ""  # what the loader used: "headings", "epub-nav", ...
     seconds: float = 0.0
 
@@ -128,11 +129,15 @@ def score_book(truth: dict, book) -> BookScore:
         score.wrong.append("extra: " + ", ".join(more[:5]))
 
     # 4. Unnumbered story sections (Prologue, Finale): found by label and first words.
+    matched = set()
     for u in truth.get("unnumbered_sections", []):
         score.sections_expected += 1
         words = normalise(u["first_words"])
-        if any(words in normalise(book.text[c.start:c.end][:_NEAR]) for c in sections):
+        hit = next((k for k, c in enumerate(sections) if words in normalise(book.text[c.start:c.end][:_NEAR])), None)
+        if hit is not None:
             score.sections_right += 1
+            matched.add(hit)
+    score.sections_extra = len(sections) - len(matched)
     return score
 
 
@@ -178,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     found = sum(s.found for s in scores)
     sec_e = sum(s.sections_expected for s in scores)
     sec_r = sum(s.sections_right for s in scores)
+    sec_x = sum(s.sections_extra for s in scores)
     summary = (f"books whose whole structure is right: {whole}/{len(scores)}; chapters right: {right}/{expected}"
-               f" (found {found}); unnumbered sections found: {sec_r}/{sec_e}")
+               f" (found {found}); unnumbered sections found: {sec_r}/{sec_e} ({sec_x} extra)")
     print(summary if not args.json else json.dumps({"summary": summary}), file=sys.stdout)
     return 0
 
