@@ -735,9 +735,10 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
         from retrieval.structure_epub import read_epub_toc
 
         def read_nav(path: str) -> bytes:
-            if zf.getinfo(path).file_size > _MAX_NAV_BYTES:  # a table of contents is small; refuse a bomb
+            raw = zf.read(path)  # through the same reader as every other member of the archive
+            if len(raw) > _MAX_NAV_BYTES:  # a table of contents is small
                 raise ValueError(f"{path} is over {_MAX_NAV_BYTES:,} bytes")
-            return zf.read(path)
+            return raw
 
         entries, source, problem = read_epub_toc(read_nav, opf, opf_path, _NS)
     offsets: list[int] = []

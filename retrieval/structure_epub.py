@@ -30,11 +30,14 @@ class TocEntry:
     depth: int  # 1 for the top level
 
 
-def read_epub_toc(read, opf, opf_path: str, ns: dict[str, str]) -> tuple[list[TocEntry], str, str | None]:
+def read_epub_toc(
+    read, opf, opf_path: str, ns: dict[str, str], parse=ElementTree.fromstring
+) -> tuple[list[TocEntry], str, str | None]:
     """``(entries, source, problem)``: the entries of the EPUB 3 nav (``source="epub-nav"``) or, failing
     that, of the NCX (``"epub-ncx"``); ``problem`` says why a navigation document could not be used.
 
-    ``read(path) -> bytes`` reads a file of the zip; ``opf`` is the parsed package document."""
+    ``read(path) -> bytes`` reads a file of the zip (within the archive's limits); ``opf`` is the parsed
+    package document; ``parse(bytes)`` parses XML (pass a parser that refuses entities)."""
     base = posixpath.dirname(opf_path)
     manifest = {}
     for item in opf.findall(".//opf:manifest/opf:item", ns):
@@ -47,7 +50,7 @@ def read_epub_toc(read, opf, opf_path: str, ns: dict[str, str]) -> tuple[list[To
     if nav is not None:
         path = _join(base, nav.get("href"))
         try:
-            entries = _parse_nav(read(path), path)
+            entries = _parse_nav(parse(read(path)), path)
             if entries:
                 return entries, "epub-nav", None
             problems.append("its navigation document lists no chapters")
@@ -62,7 +65,7 @@ def read_epub_toc(read, opf, opf_path: str, ns: dict[str, str]) -> tuple[list[To
     if ncx is not None and (ncx.get("href") or "").lower().endswith(".ncx"):
         path = _join(base, ncx.get("href"))
         try:
-            entries = _parse_ncx(read(path), path)
+            entries = _parse_ncx(parse(read(path)), path)
             if entries:
                 return entries, "epub-ncx", None
             problems.append("its NCX table of contents lists no chapters")
@@ -89,8 +92,7 @@ def _text(el) -> str:
     return " ".join("".join(el.itertext()).split())
 
 
-def _parse_ncx(data: bytes, path: str) -> list[TocEntry]:
-    root = ElementTree.fromstring(data)
+def _parse_ncx(root, path: str) -> list[TocEntry]:
     nav_map = root.find(f"{_NCX_NS}navMap")
     if nav_map is None:
         nav_map = root.find("navMap")  # an NCX without its namespace
@@ -112,8 +114,7 @@ def _parse_ncx(data: bytes, path: str) -> list[TocEntry]:
     return out
 
 
-def _parse_nav(data: bytes, path: str) -> list[TocEntry]:
-    root = ElementTree.fromstring(data)
+def _parse_nav(root, path: str) -> list[TocEntry]:
     navs = [n for n in root.iter(f"{_XHTML_NS}nav")] or [n for n in root.iter("nav")]
     toc = next((n for n in navs if (n.get(f"{_EPUB_NS}type") or n.get("type") or "") == "toc"), None)
     if toc is None:
