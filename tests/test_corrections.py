@@ -128,3 +128,20 @@ def test_chapters_command_corrects_a_stored_book(stored, capsys):
     assert listing["chapters"][1]["first_words"].startswith("The schooner Kestrel struck")
     assert main(["--data-dir", data_dir, "chapters", "--book", "lamp", "--merge", "1"]) == 2
     assert "no chapter before it" in capsys.readouterr().err
+
+
+def test_an_oddly_built_book_changes_nothing_already_stored(stored, tmp_path):
+    from retrieval.chapter_report import structure_warnings
+
+    store, _ = stored
+    folder = store.settings.books_dir / "lamp"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    odd = tmp_path / "odd.txt"
+    odd.write_text("\n\n".join(["CHAPTER I", PARA, "CHAPTER II", PARA, "CHAPTER II", PARA * 3, "CHAPTER IV", PARA])
+                   + "\n",
+                   encoding="utf-8")
+    store.ingest(odd, book_id="odd")
+    warnings = structure_warnings(store.get_book("odd"))
+    assert any("jumps from 2 to 4" in w for w in warnings) and any("a second time" in w for w in warnings)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert [c.title for c in store.get_book("lamp").chapters][0] == "Chapter 1: The Red Lantern"
