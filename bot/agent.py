@@ -115,7 +115,10 @@ def chapter_label(evidence: dict[str, Any]) -> str:
     """"Chapter 3: The Letter in the Lantern Room" (the book's own heading when it already says so)."""
     number = evidence.get("chapter")
     title = str(evidence.get("chapter_title") or "").strip()
-    if title and (re.match(r"^(chapter|letter|part|book|volume|story|prologue|epilogue|preface|adventure)\b",
+    # The loader's titles already cite the book's own numbering ("Stave 1: ...", "Book 2, Chapter 3: ...",
+    # "Finale"): a position number in front of them would be wrong.
+    if title and (re.match(r"^(chapter|letter|part|book|volume|story|prologue|prelude|epilogue|finale|conclusion|"
+                           r"preface|adventure|stave|act|canto|section)\b",
                            title, re.I) or (number is not None and str(number) in title.split(":")[0])):
         return title
     if title:
@@ -273,13 +276,24 @@ def build_graph(services: Services, checkpointer: Any):
                 parts.append(f"The chapter limit must be 1 or more, not {intent.chapter}. I've left the spoiler "
                              "limit as it was.")
             else:
-                upto = _checked_limit(intent.chapter, n_chapters)
+                # "chapter 11" is the chapter the book prints as 11 (letters or a foreword may come first);
+                # where numbering restarts in each part, the part must be named, or we ask which.
+                resolved = _resolve_limit(book, intent.chapter, stripped)
+                if resolved.question:
+                    parts.append(resolved.question + " I've left the spoiler limit as it was.")
+                    updates["upto_chapter"] = upto
+                    return {**updates, "parts": parts}
+                position = resolved.position if resolved.position is not None else intent.chapter
+                upto = _checked_limit(position, n_chapters)
                 if upto is None:
                     parts.append(f"This book has {n_chapters} chapters, so chapter {intent.chapter} covers all of "
                                  f"it: I'll use the whole book.")
-                else:
+                elif upto == intent.chapter:
                     parts.append(f"Got it: no spoilers. I'll only use chapters 1\u2013{upto} "
                                  f"(up to \u201c{_chapter_title(book, upto)}\u201d) until you tell me you've read more.")
+                else:  # letters, a prologue or earlier parts come before it
+                    parts.append(f"Got it: no spoilers. I'll only use the book up to the end of "
+                                 f"\u201c{_chapter_title(book, upto)}\u201d until you tell me you've read more.")
             updates["upto_chapter"] = upto
             question_text = intent.text
 
@@ -413,6 +427,17 @@ def _checked_limit(chapter: int | None, n_chapters: int | None) -> int | None:
     if n_chapters and chapter >= n_chapters:
         return None
     return chapter
+
+
+def _resolve_limit(book: Any, number: int, said: str):
+    """What "up to chapter N" means in this book (retrieval.chapter_report.resolve_reading_limit); books
+    whose chapters carry no printed numbers count positions."""
+    from retrieval.chapter_report import ReadingLimit, resolve_reading_limit
+
+    if not getattr(book, "chapters", None) or not any(getattr(c, "printed", None) for c in book.chapters):
+        return ReadingLimit(number)
+    unit = re.search(r"\b(letter|stave|canto)s?\s", said, re.I)  # "up to letter 3": the book's letters
+    return resolve_reading_limit(book, number, said, kind=unit.group(1).lower() if unit else "chapter")
 
 
 def _chapter_title(book: Any, number: int) -> str:

@@ -23,6 +23,7 @@ from vignette.settings import Settings  # noqa: E402
 # Order here is the order in --help.
 COMMAND_MODULES = [
     "bot.cmd_books",  # ingest, books, remove
+    "bot.cmd_chapters",  # chapters: the structure found, and corrections to it
     "bot.cmd_ask",  # ask: one question, a quoted answer or "the book doesn't say"
     "bot.cmd_chat",  # chat: a conversation with follow-ups, pictures and a spoiler limit
     "bot.cmd_illustrate",  # illustrate, characters: scene pictures and character sheets

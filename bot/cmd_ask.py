@@ -20,7 +20,8 @@ def add_parser(subparsers) -> None:
     ask.add_argument("question", help="the question, in English (quote it)")
     ask.add_argument("--book", required=True, metavar="ID",
                      help="the book's id (see `python -m bot books`); 'sample' is the bundled sample novel")
-    ask.add_argument("--upto-chapter", type=int, metavar="N", help="read no further than chapter N (spoiler limit)")
+    ask.add_argument("--upto-chapter", metavar="N", help="read no further than chapter N as the book numbers it "
+                     "(spoiler limit); where numbering restarts in each part, name the part: 'book 2 chapter 3'")
     ask.add_argument("--top-k", type=int, metavar="N", help="passages the reader reads (default: $VIGNETTE_TOP_K or 5)")
     ask.add_argument("--reader", metavar="X", help="question-answering model: a folder (e.g. from "
                      "`python -m retrieval.train_reader`), a hub id, or 'sentence' for the sentence fallback "
@@ -39,7 +40,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.book == SAMPLE_ID:
         store.ensure_sample()
     pipeline = AnswerPipeline(store, settings)
-    answer = pipeline.ask(args.book, args.question, upto_chapter=args.upto_chapter)
+    upto = None
+    if args.upto_chapter is not None:
+        from retrieval.chapter_report import limit_position
+
+        upto = limit_position(store.get_book(args.book), args.upto_chapter)
+    answer = pipeline.ask(args.book, args.question, upto_chapter=upto)
     if args.json:
         data = answer.to_dict()
         if answer.notice:
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _chapter_label(number: int, title: str) -> str:
     """"Chapter 3: The Letter" as given by the loader; a bare title gets its number in front."""
-    if title and title.lower().startswith(("chapter", "letter", "part", "book", "story")):
+    if title and title.lower().startswith(("chapter", "letter", "part", "book", "story", "volume", "stave", "act ",
+                                           "canto", "section", "prologue", "prelude", "epilogue", "finale",
+                                           "conclusion")):
         return title
     return f"Chapter {number}: {title}" if title else f"Chapter {number}"

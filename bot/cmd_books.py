@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
     ingest.add_argument("path", help="the book's file (.txt, .epub, .md, .html)")
     ingest.add_argument("--book-id", help="the id to store it under (default: derived from the title)")
     ingest.add_argument("--json", action="store_true", help="print the result as JSON: "
-                        '{"book_id", "title", "author", "chapters", "passages", "added"}')
+                        '{"book_id", "title", "author", "chapters", "passages", "added", "structure", "warnings"}')
     ingest.set_defaults(func=run)
 
     books = subparsers.add_parser("books", help="list the books in the library",
@@ -44,14 +44,26 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     store = BookStore(settings)
     with _ProgressBar() as bar:
         report = store.ingest(args.path, book_id=args.book_id, progress=bar.update)
+    from retrieval.chapter_report import structure_summary, structure_warnings
+
+    book = store.get_book(report.book_id)
+    warnings = structure_warnings(book)
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
-    elif report.added:
+        print(json.dumps({**report.to_dict(), "structure": book.structure, "warnings": warnings},
+                         ensure_ascii=False))
+        return 0
+    if report.added:
         print(f"Added {report.title!r}{_by(report.author)} as {report.book_id}: {report.chapters} chapters, "
               f"{report.passages} passages ({report.added} newly indexed).")
     else:
         print(f"{report.title!r}{_by(report.author)} is already in the library as {report.book_id} "
               f"({report.chapters} chapters, {report.passages} passages); nothing to add.")
+    print(structure_summary(book))
+    for w in warnings:
+        print(f"warning: {w}")
+    if warnings:
+        print(f"See them all with `python -m bot chapters --book {report.book_id}`; correct them there "
+              f"(--rename, --merge, --split, --front, --back) without re-embedding.")
     return 0
 
 

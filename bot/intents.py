@@ -90,7 +90,11 @@ _HELP = re.compile(r"^(?:help|\?+|h|commands|usage|instructions|menu|what\s+can\
 _LEADING_GREETING = re.compile(rf"^{_GREETING}(?:\s+(?:there|vignette))?\s*[,!.]+\s*(?=\S)", re.I)
 
 # ---- spoiler limit -------------------------------------------------------------------------------------
-_CH = rf"(?:chapter|ch\.?|chap\.?)\s+{_NUM}"
+# "chapter 3", "letter 4", "stave two"; the part may be named around it ("book 2, chapter 3", "chapter 3 of
+# part two"): the agent reads it from the turn's text when the book's numbering restarts in each part.
+_PART_WORD = r"(?:book|part|volume|vol\.?|epilogue)\s+(?:the\s+)?[a-z0-9]+"
+_CH = (rf"(?:{_PART_WORD}\s*,?\s+)?(?:chapter|ch\.?|chap\.?|letter|stave|canto)\s+{_NUM}"
+       rf"(?:\s*,?\s+(?:of|in)\s+{_PART_WORD}\b)?")
 _SPOILER = [
     # "I've read up to chapter 10", "I have read until chapter 4", "I've finished chapter 3", "I'm on chapter 3"
     re.compile(rf"^\s*(?:so\s+far\s+)?i\s*(?:'ve|\u2019ve|\s+have|'m|\u2019m|\s+am|\s+just|\s+only)?\s*(?:just\s+|only\s+|now\s+)?"

@@ -31,7 +31,7 @@ from pathlib import Path
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
-from retrieval.chapters import find_chapters
+from retrieval.chapters import find_structure
 from retrieval.text import normalise_whitespace, slugify, smart_title
 from vignette.documents import Book
 from vignette.errors import VignetteError
@@ -70,6 +70,10 @@ class _Extracted:
     title: str | None = None
     author: str | None = None
     headings: list[tuple[int, int, int]] = field(default_factory=list)  # (start, end, level) into text
+    toc: list[tuple[int, str, int]] = field(default_factory=list)  # an EPUB's nav: (offset, label, depth)
+    spine_starts: list[int] = field(default_factory=list)  # an EPUB's documents: where each one starts
+    structure: str = ""  # where the table of contents came from: "epub-nav", "epub-ncx", or ""
+    structure_note: str | None = None  # why the EPUB's own navigation could not be used, if it could not
 
 
 def load_book(path: str | Path, book_id: str | None = None, max_bytes: int | None = None) -> Book:
@@ -126,6 +130,8 @@ def load_book(path: str | Path, book_id: str | None = None, max_bytes: int | Non
         b -= 1
     text = text[a:b]
     headings = [(s - a, e - a, lv) for s, e, lv in extracted.headings if s >= a and e <= b]
+    toc = [(o - a, label, depth) for o, label, depth in extracted.toc if a <= o < b]
+    spine_starts = [o - a for o in extracted.spine_starts if a <= o < b]
     if not re.search(r"[^\W\d_]", text):
         raise VignetteError(f"{name!r} contains no readable text.", hint="Is it the right file?")
 
@@ -136,15 +142,19 @@ def load_book(path: str | Path, book_id: str | None = None, max_bytes: int | Non
     title = smart_title(normalise_whitespace(title))
     author = smart_title(normalise_whitespace(author)) if author else None
 
-    # 5. Chapters.
-    chapters = find_chapters(text, headings=headings)
+    # 5. Chapters: from the EPUB's navigation document, else its spine, else the headings in the text.
+    found = find_structure(text, headings=headings, toc=toc, spine_starts=spine_starts,
+                           toc_source=extracted.structure)
+    notes = [n for n in (extracted.structure_note, found.note) if n]
     return Book(
         book_id=book_id or slugify(title),
         title=title,
         author=author,
         text=text,
-        chapters=chapters,
+        chapters=found.chapters,
         source=name,
+        structure=found.source,
+        structure_notes=notes,
     )
 
 
@@ -521,6 +531,10 @@ class _HTMLText(HTMLParser):
         self.title: str | None = None
         self.author: str | None = None
         self._title_buf: list[str] = []
+        self.anchors: dict[str, int] = {}  # element id -> index of the block it opens or sits in
+        self.links: list[tuple[str, str]] = []  # links inside the page ("#chap03", "III. The Storm"), in order
+        self._link: list[str] | None = None
+        self._link_target = ""
 
     def handle_starttag(self, tag: str, attrs) -> None:
         if tag == "title":
@@ -539,14 +553,29 @@ class _HTMLText(HTMLParser):
         elif tag in _HEADING_TAGS:
             self._flush()
             self._heading = _HEADING_TAGS[tag]
+            self._anchor(tag, attrs)
         elif tag in _BLOCK_TAGS:
             self._flush()
             if tag == "pre":
                 self._pre += 1
-        elif tag == "img":
-            alt = dict(attrs).get("alt")
-            if alt and alt.strip() and not self._skip:
-                self._buf.append(f" {alt.strip()} ")
+            self._anchor(tag, attrs)
+        else:
+            self._anchor(tag, attrs)
+        if tag == "img":
+            alt = (dict(attrs).get("alt") or "").strip()
+            if alt and not self._skip:
+                # A drop capital ("T" as an image, then "he grass-plot") joins the word it begins.
+                self._buf.append(alt if len(alt) == 1 and alt.isupper() else f" {alt} ")
+
+    def _anchor(self, tag: str, attrs) -> None:
+        # Where a link of the table of contents ("chapter.xhtml#ch03") lands: the block being read next.
+        a = dict(attrs)
+        href = a.get("href") or ""
+        if tag == "a" and href.startswith("#") and len(href) > 1 and not self._skip:
+            self._link, self._link_target = [], unquote(href[1:])
+        anchor = a.get("id") or (a.get("name") if tag == "a" else None)
+        if anchor and anchor not in self.anchors:
+            self.anchors[anchor] = len(self.blocks)
 
     def handle_startendtag(self, tag: str, attrs) -> None:
         self.handle_starttag(tag, attrs)
@@ -559,6 +588,11 @@ class _HTMLText(HTMLParser):
         if tag in _SKIP_TAGS:
             self._skip = max(0, self._skip - 1)
             return
+        if tag == "a" and self._link is not None:
+            label = normalise_whitespace("".join(self._link))
+            if label:
+                self.links.append((self._link_target, label))
+            self._link = None
         if tag in _HEADING_TAGS:
             self._flush()
             self._heading = 0
@@ -572,6 +606,8 @@ class _HTMLText(HTMLParser):
             self._title_buf.append(data)
         elif not self._skip:
             self._buf.append(data.replace(_BR, ""))
+            if self._link is not None:
+                self._link.append(data)
 
     def _flush(self) -> None:
         raw = "".join(self._buf)
@@ -595,7 +631,27 @@ def _html_to_text(src: str) -> _Extracted:
     parser = _HTMLText()
     parser.feed(src)
     parser.close()
-    return _blocks_to_extracted(parser.blocks, _clean_html_title(parser.title), parser.author)
+    offsets: list[int] = []
+    extracted = _blocks_to_extracted(parser.blocks, _clean_html_title(parser.title), parser.author, offsets)
+    extracted.toc = _html_toc(parser, offsets)
+    extracted.structure = "html-toc" if extracted.toc else ""
+    return extracted
+
+
+def _html_toc(parser: _HTMLText, offsets: list[int]) -> list[tuple[int, str, int]]:
+    """A page's table of contents: its links to headings inside the page ("#chap03" landing on, or just
+    above, an ``<h2>``), in link order, one per target. Links to notes or pictures land elsewhere."""
+    toc, seen = [], set()
+    for target, label in parser.links:
+        block = parser.anchors.get(target)
+        if block is None or block in seen or block >= len(parser.blocks):
+            continue
+        near = parser.blocks[block : block + 2]
+        if not any(level for _, level in near):
+            continue
+        seen.add(block)
+        toc.append((offsets[block], label, 1))
+    return toc if len(toc) >= 2 else []
 
 
 def _clean_html_title(title: str | None) -> str | None:
@@ -605,17 +661,32 @@ def _clean_html_title(title: str | None) -> str | None:
     return m.group(1).strip() if m else title
 
 
-def _blocks_to_extracted(blocks: list[tuple[str, int]], title: str | None, author: str | None) -> _Extracted:
+def _blocks_to_extracted(
+    blocks: list[tuple[str, int]], title: str | None, author: str | None, block_offsets: list[int] | None = None
+) -> _Extracted:
+    """Join blocks with blank lines; ``block_offsets``, when given, is filled with each block's offset."""
     parts: list[str] = []
     headings: list[tuple[int, int, int]] = []
     pos = 0
+    merged: list[tuple[str, int]] = []
+    owner: list[int] = []  # block index -> index in merged
     for text, level in blocks:
+        if merged and len(merged[-1][0]) == 1 and merged[-1][0].isupper() and not level and text[:1].islower():
+            text = merged.pop()[0] + text  # a drop capital set apart from the rest of its word ("T" + "he")
+        merged.append((text, level))
+        owner.append(len(merged) - 1)
+    starts = []
+    for text, level in merged:
         if parts:
             pos += 2  # the "\n\n" joining blocks
+        starts.append(pos)
         if level:
             headings.append((pos, pos + len(text), level))
         parts.append(text)
         pos += len(text)
+    if block_offsets is not None:
+        block_offsets.extend(starts[i] for i in owner)
+        block_offsets.append(pos)  # one past the last block
     return _Extracted("\n\n".join(parts), title, author, headings)
 
 
@@ -628,6 +699,7 @@ _NS = {
     "opf": "http://www.idpf.org/2007/opf",
     "dc": "http://purl.org/dc/elements/1.1/",
 }
+_MAX_NAV_BYTES = 4 * 1024 * 1024  # an EPUB's navigation document larger than this is not read
 _XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/xml", "text/x-oeb1-document")
 
 
@@ -706,6 +778,8 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
 
         # 3. Read each document in spine order as HTML; documents are separated like blocks.
         blocks: list[tuple[str, int]] = []
+        doc_blocks: dict[str, int] = {}  # document -> index of its first block
+        anchors: dict[tuple[str, str], int] = {}  # (document, element id) -> block index
         for path in docs:
             if path not in names:
                 raise _broken_epub(name, f"the chapter file {path!r} listed in its spine is missing")
@@ -716,8 +790,37 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
             parser = _HTMLText()
             parser.feed(_normalise_newlines(decode_text(raw, declared=_declared_charset(raw), name=name)))
             parser.close()
+            doc_blocks.setdefault(path, len(blocks))
+            anchors.update({(path, k): len(blocks) + v for k, v in parser.anchors.items()})
             blocks.extend(parser.blocks)
-    return _blocks_to_extracted(blocks, title, author)
+
+        # 4. The book's own table of contents (nav or NCX), its links resolved to blocks.
+        from retrieval.structure_epub import read_epub_toc
+
+        def read_nav(path: str) -> bytes:
+            raw = zf.read(path)  # through the same reader as every other member of the archive
+            if len(raw) > _MAX_NAV_BYTES:  # a table of contents is small
+                raise ValueError(f"{path} is over {_MAX_NAV_BYTES:,} bytes")
+            return raw
+
+        entries, source, problem = read_epub_toc(read_nav, opf, opf_path, _NS)
+    offsets: list[int] = []
+    extracted = _blocks_to_extracted(blocks, title, author, offsets)
+    toc = []
+    for e in entries:
+        block = anchors.get((e.path, e.fragment)) if e.fragment else doc_blocks.get(e.path)
+        if block is None and e.fragment is None:
+            continue
+        if block is None:
+            block = doc_blocks.get(e.path)  # an id the parser did not see: the document's start
+        if block is not None and e.label:
+            toc.append((offsets[min(block, len(offsets) - 1)], e.label, e.depth))
+    if entries and not toc:
+        problem, source = "its navigation document points at nothing in the spine", ""
+    extracted.toc = toc
+    extracted.spine_starts = sorted({offsets[i] for i in doc_blocks.values() if i < len(offsets) - 1})
+    extracted.structure, extracted.structure_note = source, problem
+    return extracted
 
 
 def _has_drm(zf) -> bool:

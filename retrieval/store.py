@@ -27,7 +27,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -201,14 +201,23 @@ class BookStore:
         self._require(book_id)
         return self.settings.books_dir / book_id
 
-    def get_book(self, book_id: str) -> Book:
+    def get_book(self, book_id: str, corrected: bool = True) -> Book:
+        """The stored book; its chapters as the reader corrected them (see retrieval.corrections) unless
+        ``corrected`` is False."""
         def load(folder: Path) -> Book:
             data = json.loads((folder / BOOK_FILE).read_text(encoding="utf-8"))
             chapters = [Chapter(**c) for c in data["chapters"]]
-            return Book(book_id=data["book_id"], title=data["title"], author=data.get("author"), text=data["text"],
-                        chapters=chapters, source=data.get("source", ""))
+            book = Book(book_id=data["book_id"], title=data["title"], author=data.get("author"), text=data["text"],
+                        chapters=chapters, source=data.get("source", ""), structure=data.get("structure", ""),
+                        structure_notes=data.get("structure_notes", []))
+            if corrected:
+                from retrieval.corrections import apply_corrections, load_corrections
 
-        return self._cached("book", book_id, load)
+                book.chapters, skipped = apply_corrections(book.text, book.chapters, load_corrections(folder))
+                book.structure_notes = list(book.structure_notes) + skipped
+            return book
+
+        return self._cached("book" if corrected else "book-as-found", book_id, load)
 
     def passages(self, book_id: str) -> list[Passage]:
         """The book's passages in reading order."""
@@ -292,6 +301,12 @@ class BookStore:
         from retrieval.passages import split_passages
 
         notify(0, 1, "splitting")
+        found_chapters = book.chapters  # book.json keeps them as found; the reader's corrections apply on top
+        from retrieval.corrections import CORRECTIONS_FILE, apply_corrections, load_corrections
+
+        corrections = load_corrections(final) if final.is_dir() else []
+        if corrections:
+            book = replace(book, chapters=apply_corrections(book.text, book.chapters, corrections)[0])
         passages = _unique(split_passages(book, self.encoder.tokenizer, self.settings.passage_tokens,
                                           self.settings.passage_overlap_sentences))
         if not passages:
@@ -305,8 +320,11 @@ class BookStore:
         staging.mkdir(parents=True)
         _write_json(staging / BOOK_FILE, {
             "book_id": book_id, "title": book.title, "author": book.author, "source": book.source,
-            "chapters": [c.to_dict() for c in book.chapters], "text": book.text,
+            "chapters": [c.to_dict() for c in found_chapters], "text": book.text,
+            "structure": book.structure, "structure_notes": book.structure_notes,
         })
+        if corrections:
+            shutil.copy2(final / CORRECTIONS_FILE, staging / CORRECTIONS_FILE)
         with open(staging / PASSAGES_FILE, "w", encoding="utf-8") as fh:
             for p in passages:
                 fh.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")

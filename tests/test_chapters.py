@@ -230,3 +230,17 @@ def test_parse_number():
 def test_finding_chapters_in_a_whole_novel(shared_data):
     text = (shared_data / "novels" / "pg1342_pride_and_prejudice.txt").read_text(encoding="utf-8")
     assert len(find_chapters(text)) == 61
+
+
+def test_the_shared_novels_keep_their_units_numbered_as_printed(shared_data):
+    novels = shared_data / "novels"
+    pride = load_book(novels / "pg1342_pride_and_prejudice.txt")
+    assert [(c.kind, c.printed) for c in pride.chapters] == [("chapter", i) for i in range(1, 62)]
+    alice = load_book(novels / "pg11_alice_in_wonderland.txt")
+    assert [c.printed for c in alice.chapters] == list(range(1, 13)) and alice.chapters[0].name == "Down the Rabbit-Hole"
+    frank = load_book(novels / "pg84_frankenstein.txt")
+    assert [(c.kind, c.printed) for c in frank.chapters] == (
+        [("letter", i) for i in range(1, 5)] + [("chapter", i) for i in range(1, 25)]
+    )
+    holmes = load_book(novels / "pg1661_adventures_of_sherlock_holmes.txt")
+    assert [(c.kind, c.printed) for c in holmes.chapters] == [("story", i) for i in range(1, 13)]

@@ -16,7 +16,7 @@ from tests.test_store import OTHER_BOOK, snapshot, tiny_book, write
 from vignette.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT_KEYS = ["book_id", "title", "author", "chapters", "passages", "added"]
+REPORT_KEYS = ["book_id", "title", "author", "chapters", "passages", "added", "structure", "warnings"]
 
 
 def bot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -33,6 +33,7 @@ def test_ingest_books_reingest_remove(cli_env, tmp_path):
     assert report["book_id"] == "lamplighter" and report["chapters"] == 4
     assert report["added"] == report["passages"] > 0
     assert "embedding" in first.stderr  # the progress bar
+    assert report["structure"] == "headings" and report["warnings"] == []
 
     listed = bot(cli_env, "books")
     assert listed.returncode == 0, listed.stderr
@@ -44,6 +45,7 @@ def test_ingest_books_reingest_remove(cli_env, tmp_path):
     again = bot(cli_env, "ingest", str(path), "--book-id", "lamplighter")
     assert again.returncode == 0, again.stderr
     assert "already in the library" in again.stdout and "nothing to add" in again.stdout
+    assert "Structure: 4 chapters (from headings)" in again.stdout and "Chapter 4: The Orchard Wedding" in again.stdout
 
     removed = bot(cli_env, "remove", "lamplighter")
     assert removed.returncode == 0 and "Removed lamplighter" in removed.stdout

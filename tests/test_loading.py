@@ -234,10 +234,11 @@ def test_gutenberg_html_with_volumes(tmp_path):
     )
     book = load_book(path)
     assert (book.title, book.author, book.book_id) == ("Emma", "Jane Austen", "emma")
-    assert [(c.title, c.part) for c in book.chapters] == [
-        ("Chapter 1", "Volume 1"),
-        ("Chapter 2", "Volume 1"),
-        ("Chapter 1", "Volume 2"),
+    # Numbering restarts in each volume, so a chapter is cited with its volume.
+    assert [(c.title, c.part, c.printed) for c in book.chapters] == [
+        ("Volume 1, Chapter 1", "Volume 1", 1),
+        ("Volume 1, Chapter 2", "Volume 1", 2),
+        ("Volume 2, Chapter 1", "Volume 2", 1),
     ]
     assert book.text.startswith("EMMA\n\nVOLUME I\n\nCHAPTER I\n\nThe rain came down")
     assert "licence" not in book.text and "Gutenberg" not in book.text

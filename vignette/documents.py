@@ -12,11 +12,20 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Chapter:
+    """One unit of the story, as the book prints it. ``number`` is its position in reading order (what the
+    store and the spoiler limit filter by); ``printed`` is the book's own number, which may restart in each
+    part ("Book II, Chapter 3" is ``part="Book 2"``, ``printed=3``)."""
+
     number: int  # 1-based position in the book (a letter or a story of a collection counts as one)
-    title: str  # the heading as a reader would cite it, e.g. "Chapter 3: The Letter" or "Letter 4"
+    title: str  # the heading as a reader would cite it, e.g. "Chapter 3: The Letter" or "Book 2, Chapter 3"
     start: int  # offset of the heading in Book.text
     end: int  # offset one past the chapter's last character
-    part: str | None = None  # enclosing PART/BOOK/VOLUME heading, if any
+    part: str | None = None  # enclosing PART/BOOK heading, if any, e.g. "Book 2: The Golden Thread"
+    label: str | None = None  # the numbered heading: "Chapter 3", "Letter 4", "Stave 1", "Prologue", "Section 2"
+    printed: int | None = None  # the book's own number (roman or spelled out, converted); None if unnumbered
+    name: str | None = None  # the chapter's own title ("The Letter"), without the label
+    kind: str = "chapter"  # "chapter", "letter", "stave", "act", "story", "unnumbered" or "section"
+    volume: str | None = None  # a level above the part (Les Misérables: Volume > Book > Chapter)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -30,6 +39,8 @@ class Book:
     text: str  # cleaned text: no Gutenberg header/footer, normalised newlines
     chapters: list[Chapter]
     source: str = ""  # file name it was loaded from
+    structure: str = ""  # what the chapters were found from: "epub-nav", "epub-ncx", "spine", "headings", "sections"
+    structure_notes: list[str] = field(default_factory=list)  # what looked odd, e.g. an unreadable nav
 
     def chapter(self, number: int) -> Chapter:
         for ch in self.chapters:
