@@ -803,7 +803,9 @@ def _read_epub(data: bytes, name: str, max_bytes: int | None) -> _Extracted:
                 raise ValueError(f"{path} is over {_MAX_NAV_BYTES:,} bytes")
             return raw
 
-        entries, source, problem = read_epub_toc(read_nav, opf, opf_path, _NS)
+        entries, source, problem = read_epub_toc(
+            read_nav, opf, opf_path, _NS, parse=lambda raw: parse_xml(raw, f"{name!r}")
+        )
     offsets: list[int] = []
     extracted = _blocks_to_extracted(blocks, title, author, offsets)
     toc = []
