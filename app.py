@@ -806,7 +806,7 @@ class ReadingPanels:
         limit = int(upto) if upto else None
         return session, book_id, (limit if limit and limit < n else None)
 
-    def recap(self, stored: Any, upto: Any, progress=gr.Progress()):
+    def show_recap(self, stored: Any, upto: Any, progress=gr.Progress()):
         from bot.recap import recap_for
 
         _, book_id, limit = self._where(stored, upto)
@@ -825,7 +825,7 @@ class ReadingPanels:
         except VignetteError as err:
             raise gr.Error(err.message) from None
 
-    def people(self, stored: Any, upto: Any):
+    def show_people(self, stored: Any, upto: Any):
         _, book_id, limit = self._where(stored, upto)
         cast = self._people(book_id, limit)
         names = [p.name for p in cast.people]
@@ -953,8 +953,8 @@ def _build_reading_tabs(app: "VignetteApp", *, stored, upto, chat, message, pend
             export = gr.Button("Export this conversation (Markdown)", elem_id="vignette-export")
             exported = gr.File(label="Conversation", interactive=False, elem_id="vignette-export-file")
     private = {"api_visibility": "private"}
-    recap_button.click(panels.recap, [stored, upto], [recap], concurrency_id="recap", concurrency_limit=1, **private)
-    people_button.click(panels.people, [stored, upto], [names, person], **private)
+    recap_button.click(panels.show_recap, [stored, upto], [recap], concurrency_id="recap", concurrency_limit=1, **private)
+    people_button.click(panels.show_people, [stored, upto], [names, person], **private)
     names.change(panels.person, [names, stored, upto], [person], **private)
     opened = [reader, where, previous, following, tabs]
     chat.select(panels.open_citation, [stored, upto], opened, **private)
