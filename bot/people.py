@@ -96,9 +96,12 @@ class People:
 def book_upto(book: Book, upto_chapter: int) -> Book:
     """The book cut at the end of chapter ``upto_chapter``: what a reader at that chapter has read."""
     kept = [c for c in book.chapters if c.number <= upto_chapter]
-    end = max(c.end for c in kept)
+    start, end = min(c.start for c in kept), max(c.end for c in kept)
+    # what comes before the first chapter is blanked (offsets kept): a table of contents there lists the
+    # titles of every later chapter, and those can name people the reader has not met
+    text = " " * start + book.text[start:end]
     return Book(book_id=f"{book.book_id}@{upto_chapter}", title=book.title, author=book.author,
-                text=book.text[:end], chapters=kept, source=book.source)
+                text=text, chapters=kept, source=book.source)
 
 
 def _alias_pattern(aliases: list[str]) -> re.Pattern:
@@ -135,7 +138,7 @@ def people_as_of(book: Book, upto_chapter: int | None = None, max_people: int = 
         for s, e in sorted(tuple(x) for x in sheet.sources):
             if len(picked) >= 2:
                 break
-            if e <= len(cut.text) and all(abs(s - p[0]) > 0 for p in picked):
+            if first.start <= s and e <= len(cut.text) and all(s != p[0] for p in picked):
                 picked.append((s, e))
         for span in naming[1:]:
             if len(picked) >= INTRODUCING:
