@@ -13,7 +13,9 @@ How sentences are chosen (``method``):
   also its mean similarity to every other sentence: the degree centrality of LexRank, Erkan & Radev 2004,
   without the threshold). Sentences are then picked by maximal marginal relevance (Carbonell & Goldstein
   1998): ``lambda * centrality - (1 - lambda) * max cosine to the sentences already picked``, so the
-  recap does not say the same thing twice. The picked sentences are shown in the book's order.
+  recap does not say the same thing twice. A sentence that opens with a pronoun ("She looked at...")
+  loses ``dangling_penalty`` of its centrality: out of its paragraph nobody can tell who "she" is. The
+  picked sentences are shown in the book's order.
 * ``"centroid"``: centrality alone (MMR with lambda 1).
 * ``"lead"``: the first sentences of each chapter (the classic news baseline).
 * ``"random"``: a seeded random choice (the floor).
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 METHODS = ("mmr", "centroid", "lead", "random")
 DEFAULT_SENTENCES = 3  # per chapter: enough for the chapter's events, short enough to read at a glance
 DEFAULT_LAMBDA = 0.7  # MMR's weight of centrality against redundancy (see the README's recap table)
+DEFAULT_DANGLING = 0.1  # centrality taken off a sentence that opens with a pronoun (see dangling()); chosen on the sample and Alice
 MIN_WORDS = 6  # shorter sentences ("Yes," said Wren.) carry no event of their own
 MAX_WORDS = 80  # a very long sentence is a paragraph of its own; it would crowd the recap out
 CACHE_DIR = "recap"
@@ -140,9 +143,20 @@ def candidate_sentences(book: Book, chapter: Chapter) -> list[tuple[int, int]]:
     return out
 
 
+_DANGLING = frozenset("he she it they him her his hers its their them this that these those then there".split())
+
+
+def dangling(text: str) -> bool:
+    """Whether a sentence opens with a pronoun or a pointer back ("She looked at...", "Then..."): out of
+    its paragraph, a reader cannot tell who or what it is about."""
+    m = re.match(r"[\"'\u201c\u2018(\s]*([A-Za-z]+)", text)
+    return bool(m) and m.group(1).lower() in _DANGLING
+
+
 def select(vectors: np.ndarray, k: int, method: str = "mmr", lam: float = DEFAULT_LAMBDA,
-           seed: int = 0) -> list[tuple[int, float]]:
-    """Indices of the ``k`` sentences to keep (with their centrality), best first; see the module docstring."""
+           seed: int = 0, penalty: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """Indices of the ``k`` sentences to keep (with their centrality), best first; see the module docstring.
+    ``penalty`` (one value per sentence) is taken off the centrality before choosing."""
     n = len(vectors)
     k = min(k, n)
     if k <= 0:
@@ -156,13 +170,14 @@ def select(vectors: np.ndarray, k: int, method: str = "mmr", lam: float = DEFAUL
     centroid = vectors.mean(axis=0)
     norm = float(np.linalg.norm(centroid)) or 1.0
     centrality = vectors @ (centroid / norm)
+    wanted = centrality - penalty if penalty is not None else centrality
     if method == "centroid":
         lam = 1.0
     chosen: list[int] = []
     best_sim = np.full(n, -np.inf)
     for _ in range(k):
         redundancy = np.where(np.isfinite(best_sim), best_sim, 0.0)
-        score = lam * centrality - (1.0 - lam) * redundancy
+        score = lam * wanted - (1.0 - lam) * redundancy
         score[chosen] = -np.inf
         i = int(np.argmax(score))
         chosen.append(i)
@@ -197,7 +212,8 @@ def _encode_cached(encode: Callable[[Sequence[str]], np.ndarray], texts: list[st
 
 def build_recap(book: Book, encode: Callable[[Sequence[str]], np.ndarray] | None, upto_chapter: int | None = None,
                 *, sentences: int = DEFAULT_SENTENCES, method: str = "mmr", lam: float = DEFAULT_LAMBDA,
-                cache_dir: str | Path | None = None, model_key: str = "", seed: int = 0) -> Recap:
+                cache_dir: str | Path | None = None, model_key: str = "", seed: int = 0,
+                dangling_penalty: float = DEFAULT_DANGLING) -> Recap:
     """The recap of chapters 1..``upto_chapter`` of ``book`` (see the module docstring).
 
     ``encode(texts) -> unit vectors`` is the book's encoder (``BookStore.encode``); ``lead`` and ``random``
@@ -224,7 +240,8 @@ def build_recap(book: Book, encode: Callable[[Sequence[str]], np.ndarray] | None
             vectors = _encode_cached(encode, texts, cache, model_key)
         else:
             vectors = np.zeros((len(texts), 1), np.float32)
-        picked = select(vectors, sentences, method, lam, seed=seed + chapter.number)
+        penalty = np.array([dangling_penalty * dangling(t) for t in texts], dtype=np.float32)
+        picked = select(vectors, sentences, method, lam, seed=seed + chapter.number, penalty=penalty)
         chosen = [RecapSentence(texts[i], chapter.number, chapter.title, spans[i][0], spans[i][1], round(c, 4))
                   for i, c in sorted(picked)]  # in the book's order
         chapters.append(ChapterRecap(chapter.number, chapter.title, chosen))

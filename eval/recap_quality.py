@@ -58,12 +58,13 @@ def measure(path: Path, encode, methods: list[tuple[str, str, float]], k: int, m
     names = {c.number: salient_names(book, c, index, min_mentions) for c in book.chapters}
     scored = [n for n, found in names.items() if found]
     out = {}
-    for label, method, lam in methods:
+    for label, method, lam, dangle in methods:
         seeds = [0, 1, 2] if method == "random" else [0]
         scores, lengths = [], []
         for seed in seeds:
             recap = build_recap(book, encode, None, sentences=k, method=method, lam=lam, cache_dir=cache / book.book_id,
-                                model_key="minilm", seed=seed)
+                                model_key="minilm", seed=seed,
+                                dangling_penalty=dangle)
             by_chapter = {c.chapter: [s.text for s in c.sentences] for c in recap.chapters}
             scores.append(statistics.mean(coverage(by_chapter[n], names[n]) for n in scored))
             lengths.append(statistics.mean(len(s.text.split()) for s in recap.sentences()))
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-mentions", type=int, default=2, help="times a chapter must name a character or "
                         "place for it to count (default 2)")
     parser.add_argument("--lambdas", default="0.5,0.7,0.85", help="MMR weights to measure (default 0.5,0.7,0.85)")
+    parser.add_argument("--dangling", default="0", help="penalties for a sentence opening with a pronoun "
+                        "(comma-separated; 0: none)")
     parser.add_argument("--cache", type=Path, help="where sentence vectors are kept (default: a temp folder)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args(argv)
@@ -92,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     def encode(texts):
         return encode_texts(model, list(texts), 32)
 
-    methods = [(f"mmr {float(x):g}", "mmr", float(x)) for x in args.lambdas.split(",")]
-    methods += [("centroid", "centroid", 1.0), ("lead", "lead", 0.0), ("random", "random", 0.0)]
+    methods = [(f"mmr {float(x):g}", "mmr", float(x), 0.0) for x in args.lambdas.split(",")]
+    methods += [(f"mmr {float(x):g} + named opening {float(d):g}", "mmr", float(x), float(d))
+                for x in args.lambdas.split(",") for d in args.dangling.split(",") if float(d)]
+    methods += [("centroid", "centroid", 1.0, 0.0), ("lead", "lead", 0.0, 0.0), ("random", "random", 0.0, 0.0)]
     cache = args.cache or Path(tempfile.mkdtemp(prefix="vignette-recap-"))
     results = {}
     for path in args.books:
