@@ -356,6 +356,9 @@ def build_graph(services: Services, checkpointer: Any):
                 parts.append("There's nothing to draw yet: ask me about the book first, or describe a scene "
                              "(\u201cdraw the lighthouse in the storm\u201d).")
                 return {"parts": parts}
+        if source is not None and source.get("later"):
+            parts.append("That comes later in the book, so I won't draw it yet.")
+            return {"parts": parts}
         if source is not None and (source.get("abstained") or not source.get("evidence")):
             parts.append("The book doesn't describe that, so there is no scene from it for me to draw.")
             return {"parts": parts}

@@ -25,8 +25,6 @@ from tests.sample_library import copy_sample_to
 from vignette.errors import VignetteError
 
 SAMPLE_NOVEL = Path(__file__).resolve().parents[1] / "data" / "sample-novel.txt"
-NOVELS = ["pg11_alice_in_wonderland.txt", "pg84_frankenstein.txt", "pg1342_pride_and_prejudice.txt",
-          "pg1661_adventures_of_sherlock_holmes.txt"]
 
 
 def _words(text: str) -> list[str]:
@@ -228,6 +226,9 @@ def test_not_yet_is_told_apart_on_the_sample(tmp_path, settings):
     later = companion.reply("s", "sample", "Who is Captain Dunmore?", upto_chapter=2)
     assert later.later and later.reply.startswith("The book tells you later, after chapter 2.")
     assert "Marigold" not in later.reply and "6" not in later.reply
+    drawn = companion.reply("s", "sample", "show me where Captain Dunmore lost his ship")
+    assert drawn.intent == "both" and drawn.later and drawn.image is None and drawn.scene_prompt is None
+    assert "later in the book" in drawn.reply and "Marigold" not in drawn.reply and "Needles" not in drawn.reply
     never = companion.reply("s", "sample", "Who was the mayor of Saltmarrow?")
     assert not never.later and never.reply.startswith("The book doesn't say")
     answered = companion.reply("s", "sample", "How old is Toby?")
