@@ -767,6 +767,269 @@ def _sidecar(png: Path) -> dict[str, Any]:
         return {}
 
 
+# --- the reading companion: the story so far, the people, a citation opened, the export -------------------
+# Book text reaches these panels only through html.escape: a novel's words are shown as text, never as markup.
+
+
+def _esc(text: Any) -> str:
+    import html
+
+    return html.escape(" ".join(str(text or "").split()), quote=True)
+
+
+def recap_html(recap) -> str:
+    """The recap as escaped HTML: a heading per chapter, its sentences (or prose), each cited."""
+    from bot.agent import chapter_label
+
+    parts = [f"<div class='vignette-recap'><p><b>The story so far</b>, chapters 1\u2013{recap.upto_chapter}"
+             f" ({_esc(recap.writer)}; {_esc(recap.method)})</p>"]
+    for c in recap.chapters:
+        parts.append(f"<h4>{_esc(chapter_label({'chapter': c.chapter, 'chapter_title': c.title}))}</h4>")
+        if c.prose:
+            parts.append(f"<p>{_esc(c.prose)} <small>[ch. {c.chapter}]</small></p>")
+        else:
+            parts.append("<ul>" + "".join(f"<li>{_esc(s.text)} <small>[ch. {s.chapter}]</small></li>"
+                                           for s in c.sentences) + "</ul>")
+    parts += [f"<p><i>{_esc(n)}</i></p>" for n in recap.notes]
+    return "".join(parts) + "</div>"
+
+
+def appearance_chart(counts: list[int], chapters: list[tuple[int, str]], width: int = 320, height: int = 60) -> str:
+    """A small SVG bar chart of a person's mentions per chapter (chapters 1..N), each bar titled."""
+    n = max(1, len(counts))
+    top = max(counts) if counts and max(counts) > 0 else 1
+    bar = width / n
+    rects = []
+    for i, (k, (number, title)) in enumerate(zip(counts, chapters)):
+        h = 0 if k == 0 else max(2.0, (height - 12) * k / top)
+        rects.append(f"<rect x='{i * bar + 1:.1f}' y='{height - 12 - h:.1f}' width='{max(1.0, bar - 2):.1f}' "
+                     f"height='{h:.1f}' fill='#b45309'><title>Chapter {number}: {k} mention"
+                     f"{'s' if k != 1 else ''}</title></rect>")
+    label = (f"<text x='0' y='{height - 1}' font-size='10'>ch. 1</text>"
+             f"<text x='{width}' y='{height - 1}' font-size='10' text-anchor='end'>ch. {chapters[-1][0] if chapters else n}"
+             f"</text>")
+    return (f"<svg class='vignette-chart' width='{width}' height='{height}' role='img' "
+            f"aria-label='mentions per chapter'>{''.join(rects)}{label}</svg>")
+
+
+def person_html(person, chapters: list[tuple[int, str]]) -> str:
+    from bot.agent import chapter_label
+
+    first = chapter_label({"chapter": person.first_chapter, "chapter_title": person.first_chapter_title})
+    parts = [f"<div class='vignette-person'><h4>{_esc(person.name)}</h4>",
+             f"<p>First appears in <b>{_esc(first)}</b>; named {person.mentions} time"
+             f"{'s' if person.mentions != 1 else ''} so far.</p>",
+             f"<p>{'Looks: ' + _esc(person.description) if person.description else 'The book has not described them yet.'}"
+             f"</p>", appearance_chart(person.appearances, chapters)]
+    if len(person.aliases) > 1:
+        parts.append(f"<p><small>Also: {_esc(', '.join(a for a in person.aliases if a != person.name))}</small></p>")
+    for q in person.passages:
+        parts.append(f"<blockquote>{_esc(q.text)} <small>[ch. {q.chapter}]</small></blockquote>")
+    return "".join(parts) + "</div>"
+
+
+def passage_html(view) -> str:
+    """The passage in context: the chapter's title, the paragraphs, the quote inside <mark>."""
+    from bot.agent import chapter_label
+
+    import html
+
+    parts = [f"<div class='vignette-reader'><h4>{_esc(chapter_label({'chapter': view.chapter, 'chapter_title': view.chapter_title}))}</h4>"]
+    for p in view.paragraphs:
+        text, pieces, pos = p.text, [], 0
+        for a, b in p.marks:
+            pieces += [html.escape(text[pos:a]), f"<mark>{html.escape(text[a:b])}</mark>"]
+            pos = b
+        pieces.append(html.escape(text[pos:]))
+        parts.append(f"<p>{''.join(pieces)}</p>")
+    return "".join(parts) + "</div>"
+
+
+class ReadingPanels:
+    """The handlers of the recap, people, reader and export panels, over a :class:`VignetteApp`."""
+
+    def __init__(self, app: "VignetteApp"):
+        self.app = app
+
+    def _where(self, stored: Any, upto: Any) -> tuple[str, str, int | None]:
+        """(session, book, limit): the slider's chapter, or None when it covers the whole book."""
+        stored = stored or {}
+        session = web_session(stored.get("session"))
+        book_id = self.app.known_book(stored.get("book"))
+        n = self.app.chapters(book_id)
+        limit = int(upto) if upto else None
+        return session, book_id, (limit if limit and limit < n else None)
+
+    def show_recap(self, stored: Any, upto: Any, progress=gr.Progress()):
+        from bot.recap import recap_for
+
+        _, book_id, limit = self._where(stored, upto)
+        progress(0, desc="Reading the chapters")
+        try:
+            return recap_html(recap_for(self.app.c, book_id, limit,
+                                        prose=bool(self.app.settings.chat_model)))
+        except VignetteError as err:
+            raise gr.Error(err.message) from None
+
+    def _people(self, book_id: str, limit: int | None):
+        from bot.people import people_as_of
+
+        try:
+            return people_as_of(self.app.c.book(book_id), limit)
+        except VignetteError as err:
+            raise gr.Error(err.message) from None
+
+    def show_people(self, stored: Any, upto: Any):
+        _, book_id, limit = self._where(stored, upto)
+        cast = self._people(book_id, limit)
+        names = [p.name for p in cast.people]
+        first = names[0] if names else None
+        shown = person_html(cast.people[0], cast.chapters) if names else "<p>No characters found yet.</p>"
+        return gr.update(choices=names, value=first), shown
+
+    def person(self, name: str | None, stored: Any, upto: Any) -> str:
+        if not name:
+            return ""
+        _, book_id, limit = self._where(stored, upto)
+        cast = self._people(book_id, limit)
+        found = cast.get(name)
+        return person_html(found, cast.chapters) if found else f"<p>{_esc(name)} is not known by chapter {cast.upto_chapter}.</p>"
+
+    @staticmethod
+    def ask_about(name: str | None) -> str:
+        if not name:
+            raise gr.Error("Pick a person first.")
+        return f"Who is {name}?"
+
+    @staticmethod
+    def draw(name: str | None) -> str:
+        if not name:
+            raise gr.Error("Pick a person first.")
+        return f"draw {name}"
+
+    def _open(self, book_id: str, start: int, end: int | None, limit: int | None):
+        from bot.reading import open_passage
+
+        try:
+            view = open_passage(self.app.c.book(book_id), start, end, limit)
+        except VignetteError as err:
+            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+        return (passage_html(view), {"previous": view.previous, "next": view.next},
+                gr.update(interactive=view.previous is not None), gr.update(interactive=view.next is not None),
+                gr.update(selected="reader"))
+
+    def open_citation(self, stored: Any, upto: Any, evt: gr.SelectData):
+        """A chat message clicked: open the quote it holds (found among the conversation's evidence)."""
+        session, book_id, limit = self._where(stored, upto)
+        value = evt.value
+        if isinstance(value, dict):
+            value = value.get("text") or value.get("value") or ""
+        if isinstance(value, list):
+            value = " ".join(v.get("text", "") if isinstance(v, dict) else str(v) for v in value)
+        clicked = " ".join(str(value or "").split())
+        for record in reversed(self.app.c.history(session, book_id)):
+            for evidence in record.get("evidence") or []:
+                quote = " ".join(str(evidence.get("quote") or "").split())
+                if quote and quote[:80] in clicked and evidence.get("start") is not None:
+                    return self._open(book_id, int(evidence["start"]), int(evidence["end"]), limit)
+        gr.Info("That message holds no quote from the book to open.")
+        keep = gr.update()
+        return keep, keep, keep, keep, keep
+
+    def open_last(self, stored: Any, upto: Any):
+        """The button: open the last answer's quote."""
+        session, book_id, limit = self._where(stored, upto)
+        for record in reversed(self.app.c.history(session, book_id)):
+            for evidence in record.get("evidence") or []:
+                if evidence.get("start") is not None and not record.get("abstained"):
+                    return self._open(book_id, int(evidence["start"]), int(evidence["end"]), limit)
+        raise gr.Error("There is no quoted answer to open yet: ask about the book first.")
+
+    def turn_page(self, where: Any, direction: str, stored: Any, upto: Any):
+        _, book_id, limit = self._where(stored, upto)
+        span = (where or {}).get(direction)
+        if not span:
+            raise gr.Error("There is nothing further that way" + (f" before chapter {limit + 1}." if limit and
+                                                                 direction == "next" else "."))
+        return self._open(book_id, int(span[0]), None, limit)
+
+    def export(self, stored: Any):
+        from bot.export import export_conversation
+
+        session, book_id, _ = self._where(stored, None)
+        if not self.app.c.history(session, book_id):
+            raise gr.Error("There is no conversation to export yet.")
+        text = export_conversation(self.app.c, book_id, session)
+        folder = Path(tempfile.mkdtemp(prefix="vignette-export-"))
+        path = folder / f"vignette-{book_id}-conversation.md"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    # ---- the API --------------------------------------------------------------------------------------
+    def recap_api(self, book_id: str = SAMPLE_BOOK, upto_chapter: float | None = None) -> dict:
+        """The story so far: chapters 1..upto_chapter (empty: the whole book), each sentence cited."""
+        from bot.recap import recap_for
+
+        try:
+            return recap_for(self.app.c, book_id or SAMPLE_BOOK, int(upto_chapter) if upto_chapter else None,
+                             prose=bool(self.app.settings.chat_model)).to_dict()
+        except VignetteError as err:
+            raise gr.Error(err.message + (f" {err.hint}" if err.hint else "")) from None
+
+    def people_api(self, book_id: str = SAMPLE_BOOK, upto_chapter: float | None = None) -> dict:
+        """The main characters as of chapter upto_chapter (empty: the whole book)."""
+        return self._people(book_id or SAMPLE_BOOK, int(upto_chapter) if upto_chapter else None).to_dict()
+
+
+def _build_reading_tabs(app: "VignetteApp", *, stored, upto, chat, message, pending, gallery, picture) -> None:
+    """The "Story so far", "People", "Reader" and "Export" tabs, and the /recap and /people endpoints."""
+    panels = ReadingPanels(app)
+    with gr.Tabs(elem_id="vignette-reading") as tabs:
+        with gr.Tab("Story so far", id="recap", elem_id="vignette-recap-tab"):
+            recap_button = gr.Button("Recap up to my chapter", elem_id="vignette-recap-button")
+            recap = gr.HTML(elem_id="vignette-recap")
+        with gr.Tab("People", id="people", elem_id="vignette-people-tab"):
+            people_button = gr.Button("Who's who so far", elem_id="vignette-people-button")
+            names = gr.Radio(label="People (as of your chapter)", choices=[], elem_id="vignette-people")
+            person = gr.HTML(elem_id="vignette-person")
+            with gr.Row():
+                ask = gr.Button("Ask about them", elem_id="vignette-person-ask")
+                draw = gr.Button("Draw them", elem_id="vignette-person-draw")
+        with gr.Tab("Reader", id="reader", elem_id="vignette-reader-tab"):
+            gr.Markdown("Click an answer in the chat to open its quote here, in context.")
+            open_last = gr.Button("Open the last answer's quote", elem_id="vignette-open-last")
+            reader = gr.HTML(elem_id="vignette-reader")
+            where = gr.State(None)
+            with gr.Row():
+                previous = gr.Button("\u2190 Previous", interactive=False, elem_id="vignette-reader-previous")
+                following = gr.Button("Next \u2192", interactive=False, elem_id="vignette-reader-next")
+        with gr.Tab("Export", id="export", elem_id="vignette-export-tab"):
+            export = gr.Button("Export this conversation (Markdown)", elem_id="vignette-export")
+            exported = gr.File(label="Conversation", interactive=False, elem_id="vignette-export-file")
+    private = {"api_visibility": "private"}
+    recap_button.click(panels.show_recap, [stored, upto], [recap], concurrency_id="recap", concurrency_limit=1, **private)
+    people_button.click(panels.show_people, [stored, upto], [names, person], **private)
+    names.change(panels.person, [names, stored, upto], [person], **private)
+    opened = [reader, where, previous, following, tabs]
+    chat.select(panels.open_citation, [stored, upto], opened, **private)
+    open_last.click(panels.open_last, [stored, upto], opened, **private)
+    previous.click(lambda w, s, u: panels.turn_page(w, "previous", s, u), [where, stored, upto], opened, **private)
+    following.click(lambda w, s, u: panels.turn_page(w, "next", s, u), [where, stored, upto], opened, **private)
+    export.click(panels.export, [stored], [exported], **private)
+    for button, words in ((ask, panels.ask_about), (draw, panels.draw)):  # a name clicked becomes a chat turn
+        (button.click(words, [names], [message], **private)
+         .then(app.take_message, [message, chat], [message, chat, pending], queue=False, **private)
+         .then(app.respond, [pending, chat, stored, upto], [chat, upto, gallery, picture], concurrency_id="chat",
+               concurrency_limit=4, show_progress="hidden", **private))
+    with gr.Row(visible=False):  # the API: /recap and /people
+        api_book = gr.Textbox(label="book_id", value=SAMPLE_BOOK)
+        api_upto = gr.Number(label="upto_chapter", precision=0)
+        api_out = gr.JSON(label="result")
+        gr.Button("recap").click(panels.recap_api, [api_book, api_upto], [api_out], api_name="recap",
+                                 concurrency_id="recap", concurrency_limit=1)
+        gr.Button("people").click(panels.people_api, [api_book, api_upto], [api_out], api_name="people")
+
+
 # --- the UI --------------------------------------------------------------------------------------------
 
 
@@ -890,6 +1153,8 @@ def build_demo(companion) -> gr.Blocks:
                        [api_scene, api_book, api_session_box, api_seed, api_preset, api_size],
                        [api_image, api_prompt], api_name="illustrate", concurrency_id="gpu",
                        concurrency_limit=1)
+        _build_reading_tabs(app, stored=stored, upto=upto, chat=chat, message=message, pending=pending,
+                            gallery=gallery, picture=picture)
     demo.vignette = app  # the handlers, for tests and benchmarks
     return demo
 

@@ -136,15 +136,16 @@ def _quote(text: str, limit: int = 400) -> str:
 def format_answer(answer: dict[str, Any], upto_chapter: int | None) -> str:
     """Answer, quote and chapter; or an honest abstain with the closest passage."""
     evidence = answer.get("evidence") or []
+    if answer.get("later") and upto_chapter:
+        from bot.spoilers import later_reply
+
+        return later_reply(upto_chapter)  # nothing else: the closest passage would only distract
     if answer.get("abstained") or not str(answer.get("answer") or "").strip():
         lines = ["The book doesn't say, as far as I can find."]
         if upto_chapter:
-            lines[0] = (f"The book doesn't say, as far as I can find in chapters 1\u2013{upto_chapter} "
-                        f"(your spoiler limit: it may come later).")
+            lines[0] = f"The book doesn't say, as far as I can find in chapters 1\u2013{upto_chapter}."
         if answer.get("why"):
             lines[0] = f"The book doesn't say: {answer['why'][0].lower()}{answer['why'][1:]}"
-            if upto_chapter:
-                lines[0] += " (your spoiler limit: it may come later)"
         if evidence:
             top = evidence[0]
             lines.append(f"The closest passage I found, in {chapter_label(top)}: {_quote(top.get('quote', ''))}")
@@ -216,6 +217,12 @@ class Services:
 
     def ask(self, book_id: str, question: str, upto: int | None) -> Answer:
         return self.c.pipeline.ask(book_id, question, upto_chapter=upto)
+
+    def answered_later(self, book_id: str, question: str, upto: int | None) -> bool:
+        """Whether the book answers ``question`` after the limit (bot/spoilers.py; nothing else leaks)."""
+        from bot.spoilers import answered_later
+
+        return answered_later(self.c.pipeline, book_id, question, upto)
 
     def illustrate(self, book_id: str, answer: Answer | None, scene: str | None, upto: int | None,
                    session: str | None, draw_options: dict | None = None, progress: Callable | None = None,
@@ -333,6 +340,11 @@ def build_graph(services: Services, checkpointer: Any):
             parts.append(err.message + (f"\n{err.hint}" if err.hint else ""))
             return {"error": err.message, "parts": parts}
         data = answer_to_state(result)
+        if upto and data["abstained"]:  # "not yet" or "not in the book": ask the whole book, keep one bit
+            try:
+                data["later"] = bool(services.answered_later(state["book_id"], state["question"], upto))
+            except VignetteError:
+                data["later"] = False
         parts.append(format_answer(data, upto))
         notices = list(state.get("notices") or [])
         if result.notice and not any((h.get("answer_notice") == result.notice) for h in state.get("history") or []):
@@ -360,6 +372,9 @@ def build_graph(services: Services, checkpointer: Any):
                 parts.append("There's nothing to draw yet: ask me about the book first, or describe a scene "
                              "(\u201cdraw the lighthouse in the storm\u201d).")
                 return {"parts": parts}
+        if source is not None and source.get("later"):
+            parts.append("That comes later in the book, so I won't draw it yet.")
+            return {"parts": parts}
         if source is not None and (source.get("abstained") or not source.get("evidence")):
             parts.append("The book doesn't describe that, so there is no scene from it for me to draw.")
             return {"parts": parts}
@@ -395,6 +410,7 @@ def build_graph(services: Services, checkpointer: Any):
             "scene": intent.get("text") if kind == "illustrate" else None,
             "answer": answer.get("answer") if answer else None,
             "abstained": answer.get("abstained") if answer else None,
+            "later": bool(answer.get("later")) if answer else False,
             "evidence": (answer.get("evidence") or [])[:1] if answer else [],
             "answer_notice": answer.get("notice") if answer else None,
             "image": (illustration or {}).get("image"),

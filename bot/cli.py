@@ -27,6 +27,9 @@ COMMAND_MODULES = [
     "bot.cmd_ask",  # ask: one question, a quoted answer or "the book doesn't say"
     "bot.cmd_chat",  # chat: a conversation with follow-ups, pictures and a spoiler limit
     "bot.cmd_illustrate",  # illustrate, characters: scene pictures and character sheets
+    "bot.cmd_recap",  # recap: the story so far, up to chapter N
+    "bot.cmd_people",  # people: the main characters as of chapter N
+    "bot.cmd_export",  # export: a conversation as one Markdown file
 ]
 
 

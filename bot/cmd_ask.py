@@ -14,7 +14,8 @@ def add_parser(subparsers) -> None:
         help="ask a book a question; the answer is quoted with its chapter",
         description="Ask a stored book one question. The answer comes with the sentence it was read from and "
         "its chapter, or \"The book doesn't say.\" when nothing in the book answers it. With --upto-chapter N "
-        "nothing after chapter N is read (no spoilers).",
+        "nothing after chapter N is read (no spoilers); when the answer lies after it, the reply is only \"The "
+        "book tells you later, after chapter N.\"",
         epilog='Example: python -m bot ask --book sample --upto-chapter 3 "Who found the letter?"',
     )
     ask.add_argument("question", help="the question, in English (quote it)")
@@ -27,7 +28,8 @@ def add_parser(subparsers) -> None:
                      "`python -m retrieval.train_reader`), a hub id, or 'sentence' for the sentence fallback "
                      "(default: $VIGNETTE_READER)")
     ask.add_argument("--json", action="store_true", help='print JSON: {"answer", "abstained", "evidence": '
-                     '[{"quote", "chapter", "chapter_title", "start", "end", "passage_id", "score"}], "reader"}')
+                     '[{"quote", "chapter", "chapter_title", "start", "end", "passage_id", "score"}], "reader", "later"}; "later" '
+                     '(with --upto-chapter): the book answers after the limit')
     ask.set_defaults(func=run)
 
 
@@ -46,13 +48,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         upto = limit_position(store.get_book(args.book), args.upto_chapter)
     answer = pipeline.ask(args.book, args.question, upto_chapter=upto)
+    later = False
+    if answer.abstained and upto:  # "not yet" or "not in the book" (bot/spoilers.py)
+        from bot.spoilers import answered_later, later_reply
+
+        later = answered_later(pipeline, args.book, args.question, upto)
     if args.json:
         data = answer.to_dict()
+        if args.upto_chapter:
+            data["later"] = later
         if answer.notice:
             data["notice"] = answer.notice
         print(json.dumps(data, ensure_ascii=False))
         return 0
-    if answer.abstained:
+    if later:
+        print(later_reply(args.upto_chapter))
+    elif answer.abstained:
         print("The book doesn't say." + (f" {answer.why}" if answer.why else ""))
     else:
         print(answer.answer)

@@ -80,6 +80,7 @@ class Turn:
     scene_prompt: str | None = None
     illustration: dict[str, Any] | None = None  # writer, reason/hint when not drawn, notice, seed...
     upto_chapter: int | None = None  # the spoiler limit in force after this turn
+    later: bool = False  # the book answers this after the spoiler limit ("The book tells you later")
     notices: list[str] = field(default_factory=list)
     error: str | None = None  # set for empty or too long turns and refused questions
 
@@ -98,6 +99,7 @@ class Turn:
             "rewritten": self.rewritten,
             "answer": None if self.answer is None or self.answer.abstained else self.answer.answer,
             "abstained": self.abstained,
+            "later": self.later,
             "evidence": [] if self.answer is None else [e.to_dict() for e in self.answer.evidence],
             "reader": None if self.answer is None else self.answer.reader,
             "image": self.image,
@@ -323,6 +325,7 @@ class Companion:
             scene_prompt=(illustration or {}).get("prompt"),
             illustration=illustration,
             upto_chapter=values.get("upto_chapter"),
+            later=bool((answer or {}).get("later")),
             notices=list(values.get("notices") or []),
             error=values.get("error"),
         )
