@@ -140,15 +140,29 @@ class BookVocabulary:
 
         return all(seen(k) for k in parts)
 
+    def words(self) -> list[str]:
+        """The words whose vectors :meth:`nearest` compares (one surface form per folded word)."""
+        return [self._surface[k] for k in self.keys]
+
+    def _digest(self) -> str:
+        digest = hashlib.sha1(self.fingerprint.encode())
+        digest.update("\x00".join(self.words()).encode())
+        return digest.hexdigest()[:16]
+
     def vectors(self) -> np.ndarray:
+        """The words' vectors: stored with the book at ingest (``vocabulary.npy``), else encoded now and
+        kept in ``cache_dir``."""
         if self._vectors is None:
             from retrieval.hybrid import cached_vectors
 
-            texts = [self._surface[k] for k in self.keys]
-            digest = hashlib.sha1(self.fingerprint.encode())
-            digest.update("\x00".join(texts).encode())
-            self._vectors = cached_vectors(self.cache_dir, "vocabulary", digest.hexdigest()[:16], texts, self._encode)
+            self._vectors = cached_vectors(self.cache_dir, "vocabulary", self._digest(), self.words(), self._encode)
         return self._vectors
+
+    def save_vectors(self, folder: str | Path, vectors: np.ndarray) -> None:
+        """Keep ``vectors`` (of :meth:`words`, float16 on disk) in ``folder`` where :meth:`vectors` finds them."""
+        from retrieval.hybrid import save_vectors
+
+        save_vectors(Path(folder), "vocabulary", self._digest(), vectors, np.float16)
 
     def nearest(self, word: str, max_chapter: int | None = None) -> tuple[str, float]:
         """The book's word closest to ``word`` (cosine of the bi-encoder's vectors), up to the limit."""

@@ -217,7 +217,8 @@ class AnswerPipeline:
 
             encoder = (lambda: self.store.encoder) if self.store is not None else None
             cache_dir = self.store.book_dir if self.store is not None else None
-            self._reader = load_reader(self.settings, encoder=encoder, cache_dir=cache_dir)
+            stored = self.store.reader_sentences if self.store is not None else None
+            self._reader = load_reader(self.settings, encoder=encoder, cache_dir=cache_dir, stored_sentences=stored)
         return self._reader
 
     def vocabulary(self, book_id: str) -> Any:
