@@ -177,7 +177,8 @@ class MemorySource:
     whole-passage embeddings (exact search, as Chroma's is for a book-sized collection)."""
 
     def __init__(self, passages: Sequence[Passage], encode: Callable[[list[str]], np.ndarray], key: str = "memory",
-                 cache_dir: str | Path | None = None, fingerprint: str = "", passage_vectors: str | None = None):
+                 cache_dir: str | Path | None = None, fingerprint: str = "", passage_vectors: str | None = None,
+                 tokenizer=None):
         from retrieval.sparse import BM25Index
 
         self.key = key
@@ -187,6 +188,7 @@ class MemorySource:
         # "encode": whole passages encoded; "sentence-mean": derived from the sentences (settings.passage_vectors)
         self.passage_mode = check_passage_vectors(passage_vectors or Settings.passage_vectors)
         self._encode = encode
+        self.tokenizer = tokenizer  # the encoder's: sentence lengths weight the derived means (else equal weights)
         self._bm25 = BM25Index.build([p.passage_id for p in self.passages], [p.text for p in self.passages])
         self._vectors: np.ndarray | None = None
         self._table = None
@@ -199,9 +201,13 @@ class MemorySource:
         if self._table is None:
             from retrieval.sentences import sentence_units, units_digest
 
+            from retrieval.sentences import count_tokens
+
             table = sentence_units(self.passages)
             digest = units_digest(self.fingerprint, self.passages)
             table.vectors = cached_vectors(self.cache_dir, "sentences", digest, table.texts, self._encode)
+            if self.tokenizer is not None:
+                table.weights = count_tokens(self.tokenizer, table.texts)
             self._table = table
         return self._table
 
@@ -312,6 +318,15 @@ class HybridRetriever:
         from retrieval.embedding import encode, load_encoder
 
         return encode(load_encoder(self.settings.embedding_model), texts, self.settings.encode_batch_size)
+
+    @property
+    def tokenizer(self):
+        """The bi-encoder's tokenizer (sentence lengths weight the derived window vectors)."""
+        if self.store is not None:
+            return self.store.encoder.tokenizer
+        from retrieval.embedding import load_encoder
+
+        return load_encoder(self.settings.embedding_model).tokenizer
 
     def model_fingerprint(self) -> str:
         """Identifies the bi-encoder's weights, so cached windows are never read by another model."""

@@ -363,6 +363,17 @@ class BookStore:
         """Store an already loaded :class:`Book` (``ingest`` without the loading): passages, BM25, the
         sentences' vectors, the passages' vectors in Chroma and the grounding vocabulary, everything a
         question needs, so the first question costs what any other does."""
+        try:
+            return self._add_book(book, progress)
+        except OSError as err:  # a full disk, a read-only folder: what was stored is untouched
+            raise VignetteError(
+                f"Could not write {book.title!r} into the library ({err.strerror or err}); nothing stored "
+                "was changed.",
+                hint=f"Free some disk space (or check that {self.settings.data_dir} is writable), then run the "
+                     "same command again: it resumes where it stopped.",
+            ) from err
+
+    def _add_book(self, book: Book, progress: Progress | None = None) -> IngestReport:
         notify = progress or (lambda done, total, stage: None)
         # 1. Check inputs.
         book_id = check_book_id(book.book_id)
@@ -383,6 +394,8 @@ class BookStore:
             if self._same_index(manifest, params) and self._is_intact(book_id, manifest):
                 if self.missing_parts(book_id):  # stored by an older version: build what it lacks, once
                     self.complete(book_id, progress)
+                self._drop_other_collections(book_id)  # an old index whose swap a kill interrupted
+                self._sweep()
                 return self._report(book, int(manifest["passages"]), 0, 0)
             # Same text, other settings (or a damaged index): a new index is built beside the old one,
             # which stays listed and answerable until the new one replaces it in one rename.
@@ -437,9 +450,12 @@ class BookStore:
                                               self._step(), lambda d, t: notify(d, t, STAGES["passages"]))
         self._build_vocabulary(passages, staging, counter, notify)
 
-        # 6. Chroma: a collection of this job's own (its name carries a hash of the text and settings), so a
-        #    stored book being re-indexed keeps its own until the swap. Rows an interrupted run added stay.
-        name = collection_name(book_id, _generation(job))
+        # 6. Chroma: a collection of this job's own, so a stored book being re-indexed keeps its own until
+        #    the swap (a new book's is named by its id alone; a re-index's also by a hash of the text and
+        #    settings). Rows an interrupted run of the same job added stay.
+        name = collection_name(book_id)
+        if manifest is not None and manifest.get("collection", name) == name:
+            name = collection_name(book_id, _generation(job))
         collection = self._open_for_writing(name, book_id)
         present = set(collection.get(include=[])["ids"])
         wanted = {p.passage_id for p in passages}
@@ -537,9 +553,10 @@ class BookStore:
     def _build_sentences(self, passages: Sequence[Passage], folder: Path, counter: "_EncodeCounter",
                          notify: Progress):
         """Encode the passages' sentences (resumable steps under ``folder``) and save the table there."""
-        from retrieval.sentences import encode_in_parts, save_table, sentence_units
+        from retrieval.sentences import count_tokens, encode_in_parts, save_table, sentence_units
 
         table = sentence_units(passages)
+        table.weights = count_tokens(self.encoder.tokenizer, table.texts)
         table.vectors = encode_in_parts(table.texts, counter, folder / "parts-sentences", self._step(),
                                         lambda d, t: notify(d, t, STAGES["sentences"]))
         save_table(folder / SENTENCES_FILE, table)
@@ -682,8 +699,15 @@ class BookStore:
         _fsync_dir(self.settings.books_dir)
         shutil.rmtree(trash, ignore_errors=True)
         self._collections.pop(book_id, None)
-        for name in self._book_collections(book_id):  # the old index, and any a killed run left
-            if name != _read_json(final / MANIFEST).get("collection"):
+        self._drop_other_collections(book_id)  # the old index, and any a killed run left
+
+    def _drop_other_collections(self, book_id: str) -> None:
+        """Drop every collection of ``book_id`` but the one its manifest names."""
+        keep = _read_json(self.settings.books_dir / book_id / MANIFEST).get("collection")
+        if not keep:
+            return
+        for name in self._book_collections(book_id):
+            if name != keep:
                 self._drop_collection(name)
 
     def _recover(self) -> None:
