@@ -54,22 +54,20 @@ def sentence_units(passages: Sequence[Passage]) -> SentenceTable:
     """The sentences of every passage (book offsets), each distinct span once; no vectors yet."""
     from retrieval.text import split_sentences
 
-    per_passage: list[list[tuple[int, int]]] = []
-    text_of: dict[tuple[int, int], str] = {}
+    # A unit is its offsets and its text: passages held in memory need not carry distinct offsets.
+    per_passage: list[list[tuple[int, int, str]]] = []
     for p in passages:
         spans = split_sentences(p.text)
         if not spans and p.text.strip():  # nothing a splitter calls a sentence: the passage is one unit
             spans = [(0, len(p.text))]
-        per_passage.append([(p.start + s, p.start + e) for s, e in spans])
-        for s, e in spans:
-            text_of.setdefault((p.start + s, p.start + e), p.text[s:e])
-    unique = sorted(text_of)
-    row = {span: i for i, span in enumerate(unique)}
-    members = np.asarray([row[span] for spans in per_passage for span in spans], dtype=np.int32)
+        per_passage.append([(p.start + s, p.start + e, p.text[s:e]) for s, e in spans])
+    unique = sorted({unit for units in per_passage for unit in units})
+    row = {unit: i for i, unit in enumerate(unique)}
+    members = np.asarray([row[unit] for units in per_passage for unit in units], dtype=np.int32)
     offsets = np.zeros(len(passages) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(spans) for spans in per_passage])
-    return SentenceTable(np.asarray(unique, dtype=np.int64).reshape(-1, 2), members, offsets,
-                         texts=[text_of[span] for span in unique])
+    offsets[1:] = np.cumsum([len(units) for units in per_passage])
+    return SentenceTable(np.asarray([(a, b) for a, b, _ in unique], dtype=np.int64).reshape(-1, 2), members,
+                         offsets, texts=[t for _, _, t in unique])
 
 
 def units_digest(fingerprint: str, passages: Sequence[Passage]) -> str:
