@@ -321,7 +321,12 @@ class BookStore:
             return []
         folder = self.settings.books_dir / book_id
         work = self.settings.books_dir / f".parts-{book_id}"
+        job = {"text_sha256": manifest["text_sha256"], "embedding_model": manifest["embedding_model"],
+               "collection": manifest.get("collection")}
+        if _read_json(work / JOB_FILE) != job:  # steps kept by an interrupted run for this very book only
+            shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
+        _write_json(work / JOB_FILE, job)
         passages = self.passages(book_id)
         counter = _EncodeCounter(self.encode)
         if "sentences" in missing:
