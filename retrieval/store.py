@@ -6,15 +6,24 @@ Layout under ``settings.data_dir``::
     books/<book_id>/book.json    title, author, source, cleaned text, chapters
     books/<book_id>/passages.jsonl   the passages in book order
     books/<book_id>/bm25/        the BM25 index (retrieval.sparse)
+    books/<book_id>/sentences.npz    the passages' sentences and their vectors, float16 (retrieval.sentences)
+    books/<book_id>/vocabulary.npy   the book's words' vectors for the grounding check, float16 (+ .json)
     books/<book_id>/manifest.json    written last: a book without it is incomplete and never listed
 
 One Chroma collection per book (cosine space, unit-length embeddings, metadata from
-``Passage.metadata()``), its embedding function registered with Chroma so it reopens on its own.
+``Passage.metadata()``), its embedding function registered with Chroma so it reopens on its own; the
+manifest names it.
+
+Ingest does all the encoder work a question needs, in one pass over the sentences: the window and (by
+default) the whole-passage vectors are derived from the sentence vectors, so the first question encodes
+only itself. Progress is reported per stage (``STAGES``).
 
 Crash safety: the book's files are written to ``books/.incoming-<id>/`` and renamed into place only after
-every passage is in Chroma, with the manifest inside. Passages go to Chroma in steps, keyed by their
-content ids (upsert is idempotent), so an ingest killed midway leaves the earlier books untouched, the
-killed book unlisted, and a re-run encodes only the passages Chroma is missing.
+every passage is in Chroma, with the manifest inside. The encoder's work is kept step by step in that
+folder, so a run killed midway resumes after its last finished step; Chroma rows are keyed by content ids
+(upsert is idempotent). A kill leaves the earlier books untouched and the killed book unlisted. Re-indexing
+a stored book (other settings) builds the new files and a new collection beside the stored ones, which stay
+listed and answerable until the swap; a kill between the swap's two renames is finished by ``_recover``.
 """
 
 from __future__ import annotations
