@@ -250,8 +250,10 @@ def cached_vectors(cache_dir: Path | None, name: str, digest: str, texts: list[s
     return vectors
 
 
-def save_vectors(folder: Path, name: str, digest: str, vectors: np.ndarray, dtype=np.float32) -> None:
-    """Write ``<folder>/<name>.npy`` (as ``dtype``) and its hash beside it, each by an atomic rename."""
+def save_vectors(folder: Path, name: str, digest: str, vectors: np.ndarray, dtype=np.float32,
+                 extra: dict | None = None) -> None:
+    """Write ``<folder>/<name>.npy`` (as ``dtype``) and its hash (and ``extra``) beside it, each by an atomic
+    rename."""
     import os
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -259,7 +261,8 @@ def save_vectors(folder: Path, name: str, digest: str, vectors: np.ndarray, dtyp
     np.save(tmp, np.asarray(vectors, dtype=dtype))
     os.replace(tmp, folder / f"{name}.npy")
     meta = folder / f".{name}.tmp.json"
-    meta.write_text(json.dumps({"hash": digest, "rows": int(len(vectors))}))
+    meta.write_text(json.dumps({"hash": digest, "rows": int(len(vectors)), **(extra or {})}, ensure_ascii=False),
+                    encoding="utf-8")
     os.replace(meta, folder / f"{name}.json")
 
 

@@ -97,8 +97,8 @@ def derive_windows(table: SentenceTable, size: int) -> tuple[np.ndarray, np.ndar
     passage of ``size`` sentences or fewer is one run), as the normalised mean of their vectors weighted by
     their lengths in word pieces (the encoder mean-pools over word pieces, so a long sentence weighs more in
     the encoding of a window than a short one), and the passage row each run belongs to. ``size`` 1 gives
-    the sentences themselves. On FairytaleQA val the length-weighted mean scored R@1 62.0 / R@5 89.7 where
-    the plain mean scored 60.7 / 88.7 and encoded windows 62.0 / 89.8."""
+    the sentences themselves. On FairytaleQA val the product's fusion scored R@1 62.1 / R@5 89.8 with these
+    windows, 60.7 / 88.7 with a plain mean, and 62.0 / 89.8 with encoded windows."""
     if table.vectors is None:
         raise ValueError("the sentence table has no vectors yet")
     size = max(1, int(size))
@@ -108,28 +108,20 @@ def derive_windows(table: SentenceTable, size: int) -> tuple[np.ndarray, np.ndar
     csum = np.zeros((len(member_vectors) + 1, member_vectors.shape[1] if member_vectors.ndim == 2 else 0))
     if len(member_vectors):
         csum[1:] = np.cumsum(member_vectors, axis=0)
-    starts, ends, owners = [], [], []
-    for r in range(len(table.offsets) - 1):
-        a, b = int(table.offsets[r]), int(table.offsets[r + 1])
-        n = b - a
-        if n == 0:
-            continue
-        if n <= size:
-            starts.append(a)
-            ends.append(b)
-            owners.append(r)
-        else:
-            for j in range(a, b - size + 1):
-                starts.append(j)
-                ends.append(j + size)
-                owners.append(r)
-    starts_a, ends_a = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    # Every window as a range [start, end) of member rows, passage after passage (vectorised: a novel has
+    # thousands of passages, and this runs on the first question).
+    counts = np.diff(table.offsets)
+    n_windows = np.where(counts > size, counts - size + 1, np.minimum(counts, 1))
+    owners = np.repeat(np.arange(len(counts), dtype=np.int64), n_windows)
+    within = np.arange(int(n_windows.sum()), dtype=np.int64) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+    starts_a = table.offsets[:-1][owners] + within
+    ends_a = np.where(counts[owners] > size, starts_a + size, table.offsets[1:][owners])
     if size == 1:
         vectors = table.vectors[table.members[starts_a]].astype(np.float32) if len(starts_a) else \
             np.zeros((0, table.vectors.shape[1]), np.float32)
     else:
         vectors = normalise(csum[ends_a] - csum[starts_a])
-    return vectors, np.asarray(owners, dtype=np.int64)
+    return vectors, owners
 
 
 def passage_means(table: SentenceTable) -> np.ndarray:
