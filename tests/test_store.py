@@ -368,3 +368,25 @@ def test_a_reindex_interrupted_while_storing_or_swapping_never_loses_the_book(se
     again = store.ingest(path, book_id="lamplighter")
     assert again.added == 0 and again.encoded == 0
     assert [c.name for c in store.client.list_collections()] == [stored_collection(settings, "lamplighter")]
+
+
+@pytest.mark.slow
+def test_a_book_on_one_long_line_without_sentence_ends(settings, tmp_path):
+    """A book whose one "sentence" is the whole text (one line, no full stop): stored, its sentence units
+    no longer than a passage, and answerable."""
+    import random
+
+    rng = random.Random(3)
+    words = ["harbour", "lantern", "orchard", "ferry", "ledger", "silver", "bottle", "chapel", "tower", "market",
+             "rope", "sail", "mill", "clock", "horse", "map", "key", "bell", "letter", "voyage"]
+    text = " ".join(rng.choice(words) for _ in range(12000)) + " and the keeper named Oswin Thrale lit the lamp"
+    store = BookStore(settings)
+    report = store.ingest(write(tmp_path / "line.txt", "The Long Line\n\n" + text + "\n"), book_id="line")
+    passages = store.passages("line")
+    table = store.sentences("line")
+    assert report.passages == len(passages) >= 40 and len(table) <= report.passages + 1
+    assert max(int(b - a) for a, b in table.spans) <= max(len(p.text) for p in passages)
+    from retrieval.pipeline import AnswerPipeline
+
+    answer = AnswerPipeline(store, settings.replace(reader="sentence")).ask("line", "Who lit the lamp?")
+    assert any("Oswin Thrale" in e.quote for e in answer.evidence) or "Oswin Thrale" in answer.answer
