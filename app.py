@@ -1208,6 +1208,10 @@ def build_companion(settings: Settings | None = None):
     if report is not None:
         print(f"Ingested the sample novel \u201c{report.title}\u201d ({report.passages} passages).",
               flush=True)
+    for book_id in companion.store.outdated():  # stored by an older version: built once, here, not on a question
+        print(f"Preparing {book_id!r} for questions (once, for this version of Vignette)...", flush=True)
+        companion.store.complete(book_id, progress=lambda done, total, stage: print(
+            f"  {stage}: {done}/{total}", flush=True) if stage != "done" and done == total else None)
     try:
         warm_up(companion)
     except VignetteError as err:  # the app still serves; the first question will say what is wrong

@@ -41,6 +41,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     store = BookStore(settings)
     if args.book == SAMPLE_ID:
         store.ensure_sample()
+    from bot.cmd_books import prepare_book
+
+    prepare_book(store, args.book)  # a book stored by an older version: once, with progress
     pipeline = AnswerPipeline(store, settings)
     upto = None
     if args.upto_chapter is not None:

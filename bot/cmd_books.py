@@ -19,11 +19,12 @@ def add_parser(subparsers) -> None:
     ingest.add_argument("path", help="the book's file (.txt, .epub, .md, .html)")
     ingest.add_argument("--book-id", help="the id to store it under (default: derived from the title)")
     ingest.add_argument("--json", action="store_true", help="print the result as JSON: "
-                        '{"book_id", "title", "author", "chapters", "passages", "added", "structure", "warnings"}')
+                        '{"book_id", "title", "author", "chapters", "passages", "added", "structure", "warnings", "encoded"}')
     ingest.set_defaults(func=run)
 
     books = subparsers.add_parser("books", help="list the books in the library",
-                                  description="List the stored books: id, title, author, chapters, passages.")
+                                  description="List the stored books: id, title, author, chapters, passages, and the size "
+                                  "of each book's folder (MB = 2**20 bytes; --json: size_bytes, vectors_bytes).")
     books.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     books.set_defaults(func=run)
 
@@ -77,11 +78,12 @@ def run_books(args: argparse.Namespace, settings: Settings) -> int:
     elif not books:
         print("The library is empty. Add a book with `python -m bot ingest PATH`.")
     else:
-        rows = [("ID", "TITLE", "AUTHOR", "CHAPTERS", "PASSAGES")]
-        rows += [(b.book_id, b.title, b.author or "-", str(b.chapters), str(b.passages)) for b in books]
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        rows = [("ID", "TITLE", "AUTHOR", "CHAPTERS", "PASSAGES", "SIZE")]
+        rows += [(b.book_id, b.title, b.author or "-", str(b.chapters), str(b.passages), _mb(b.size_bytes))
+                 for b in books]
+        widths = [max(len(row[i]) for row in rows) for i in range(6)]
         for row in rows:
-            cells = [row[i].ljust(widths[i]) if i < 3 else row[i].rjust(widths[i]) for i in range(5)]
+            cells = [row[i].ljust(widths[i]) if i < 3 else row[i].rjust(widths[i]) for i in range(6)]
             print("  ".join(cells).rstrip())
     for book_id in store.incomplete():
         print(f"note: the ingest of {book_id!r} was interrupted; run `python -m bot ingest` on it again to "
@@ -97,31 +99,52 @@ def run_remove(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"
+
+
 def _by(author: str | None) -> str:
     return f" by {author}" if author else ""
 
 
 class _ProgressBar:
-    """A tqdm bar on stderr fed by the store's progress(done, total, stage) callback."""
+    """tqdm bars on stderr fed by the store's progress(done, total, stage) callback: one bar per stage that
+    counts something ("embedding sentences", "storing vectors", ...), the stage named."""
 
     def __init__(self):
         self._bar = None
+        self._stage = None
 
     def update(self, done: int, total: int, stage: str) -> None:
         from tqdm import tqdm
 
-        if stage != "embedding":
-            if self._bar is not None:
-                self._bar.set_description(stage)
+        if stage in {"splitting", "done"}:
             return
-        if self._bar is None:
-            self._bar = tqdm(total=total, desc="embedding", unit="passage", file=sys.stderr, dynamic_ncols=True)
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(total=total, desc=stage, unit="", file=sys.stderr, dynamic_ncols=True)
+        self._bar.total = total
         self._bar.n = done
         self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def __enter__(self) -> "_ProgressBar":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self.close()
+
+
+def prepare_book(store, book_id: str) -> None:
+    """Build what a book stored by an older version lacks (once, with a progress bar) before a question."""
+    if not store.has_book(book_id) or not store.missing_parts(book_id):
+        return
+    print(f"note: {book_id!r} was stored by an older version of Vignette; preparing it for questions (once).",
+          file=sys.stderr)
+    with _ProgressBar() as bar:
+        store.complete(book_id, progress=bar.update)

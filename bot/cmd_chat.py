@@ -61,6 +61,9 @@ def run(args: argparse.Namespace, settings: Settings, stdin: TextIO | None = Non
     companion = Companion(settings)
     try:
         book = companion.book(args.book)
+        from bot.cmd_books import prepare_book
+
+        prepare_book(companion.store, book.book_id)  # a book stored by an older version: once, with progress
         if args.new:
             companion.reset(session, args.book)
         interactive = stdin.isatty() and not args.json

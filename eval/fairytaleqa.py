@@ -119,10 +119,12 @@ def evaluate(args, settings: Settings) -> dict:
     if args.pooled:
         everything = [p for sid in sorted(stories) for p in stories[sid]]
         sources = {"*": MemorySource(everything, retriever.encode, key="pooled",
-                                     cache_dir=cache_root / "pooled" if cache_root else None, fingerprint=fingerprint)}
+                                     cache_dir=cache_root / "pooled" if cache_root else None, fingerprint=fingerprint, tokenizer=retriever.tokenizer,
+                                     passage_vectors=settings.passage_vectors)}
     else:
         sources = {sid: MemorySource(ps, retriever.encode, key=sid, cache_dir=cache_root / sid if cache_root else None,
-                                     fingerprint=fingerprint) for sid, ps in stories.items()}
+                                     fingerprint=fingerprint, tokenizer=retriever.tokenizer, passage_vectors=settings.passage_vectors)
+                   for sid, ps in stories.items()}
     reader = None
     if args.reader:
         from retrieval.reader import load_reader

@@ -120,11 +120,31 @@ class BookVocabulary:
                 if key not in first or p.chapter < first[key]:
                     first[key] = p.chapter
                 surface.setdefault(key, w)
+        self._index(first, surface)
+
+    def _index(self, first: dict[str, int], surface: dict[str, str]) -> None:
         self.first = first
         self.keys = sorted(first)
         self._surface = surface
         self._chapters = np.asarray([first[k] for k in self.keys], dtype=np.int32)
         self._vectors: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, folder: str | Path, encode: Callable[[list[str]], np.ndarray],
+             fingerprint: str = "") -> "BookVocabulary | None":
+        """The vocabulary a store saved with the book at ingest (``save_vectors``), without reading the book's
+        words again; None when there is none for this encoder."""
+        import json
+
+        try:
+            meta = json.loads((Path(folder) / "vocabulary.json").read_text(encoding="utf-8"))
+            keys, first, surface = meta["keys"], meta["first"], meta["surface"]
+        except (OSError, ValueError, KeyError):
+            return None
+        vocab = cls.__new__(cls)
+        vocab._encode, vocab.cache_dir, vocab.fingerprint = encode, Path(folder), fingerprint
+        vocab._index(dict(zip(keys, first)), dict(zip(keys, surface)))
+        return vocab if vocab._digest() == meta.get("hash") else None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -140,15 +160,31 @@ class BookVocabulary:
 
         return all(seen(k) for k in parts)
 
+    def words(self) -> list[str]:
+        """The words whose vectors :meth:`nearest` compares (one surface form per folded word)."""
+        return [self._surface[k] for k in self.keys]
+
+    def _digest(self) -> str:
+        digest = hashlib.sha1(self.fingerprint.encode())
+        digest.update("\x00".join(self.words()).encode())
+        return digest.hexdigest()[:16]
+
     def vectors(self) -> np.ndarray:
+        """The words' vectors: stored with the book at ingest (``vocabulary.npy``), else encoded now and
+        kept in ``cache_dir``."""
         if self._vectors is None:
             from retrieval.hybrid import cached_vectors
 
-            texts = [self._surface[k] for k in self.keys]
-            digest = hashlib.sha1(self.fingerprint.encode())
-            digest.update("\x00".join(texts).encode())
-            self._vectors = cached_vectors(self.cache_dir, "vocabulary", digest.hexdigest()[:16], texts, self._encode)
+            self._vectors = cached_vectors(self.cache_dir, "vocabulary", self._digest(), self.words(), self._encode)
         return self._vectors
+
+    def save_vectors(self, folder: str | Path, vectors: np.ndarray) -> None:
+        """Keep ``vectors`` (of :meth:`words`, float16 on disk) in ``folder`` where :meth:`vectors` finds them."""
+        from retrieval.hybrid import save_vectors
+
+        save_vectors(Path(folder), "vocabulary", self._digest(), vectors, np.float16,
+                     extra={"keys": self.keys, "first": [self.first[k] for k in self.keys],
+                            "surface": self.words()})
 
     def nearest(self, word: str, max_chapter: int | None = None) -> tuple[str, float]:
         """The book's word closest to ``word`` (cosine of the bi-encoder's vectors), up to the limit."""

@@ -5,11 +5,12 @@ Four retrievers look at a question from different sides:
 - **BM25** (Robertson & Zaragoza 2009) finds passages that share its rare words (names, objects);
 - **dense** (a bi-encoder, Karpukhin et al. 2020): the cosine of the question with each whole passage,
   from the book's Chroma collection;
-- **sentence windows**: every run of ``window_sentences`` consecutive sentences of a passage is embedded
-  once per book (cached in the book's folder, checked by a hash of the model and the windows); a passage
+- **sentence windows**: every run of ``window_sentences`` consecutive sentences of a passage; a passage
   scores its best window, so a fact in the last lines of a long passage is not lost in one truncated,
-  averaged embedding (the "small-to-big" / sentence-window retrieval of LlamaIndex);
-- **sentences**: the same with windows of one sentence, the sharpest view of a one-line fact.
+  averaged embedding (the "small-to-big" / sentence-window retrieval of LlamaIndex). A window's vector is
+  the normalised mean of its sentences' vectors (:mod:`retrieval.sentences`), not a second encoding;
+- **sentences**: the same with windows of one sentence, the sharpest view of a one-line fact. The
+  sentences are encoded once per book, at ingest (a stored book) or on first use (cached in memory).
 
 Two fusions (``settings.fusion``):
 
@@ -57,6 +58,16 @@ SCORE_WEIGHTS = {"bm25": 1.0, "dense": 0.25, "window": 1.5, "sentence": 1.0, "po
 # RRF: at weight 1 the whole-passage vectors pulled R@1 from 60.0 (BM25 + windows) to 54.6, at 0.3 to 57.9;
 # the poly-encoder at 0.5 beat 1.0 (R@5 90.0 vs 89.7 over BM25 + windows); sentences did not help.
 RRF_WEIGHTS = {"bm25": 1.0, "window": 1.0, "dense": 0.3, "sentence": 0.0, "poly": 0.5}
+
+
+PASSAGE_VECTORS = ("sentence-mean", "encode")
+
+
+def check_passage_vectors(mode: str) -> str:
+    if mode not in PASSAGE_VECTORS:
+        raise VignetteError(f"Unknown passage vectors {mode!r}; choose one of {', '.join(PASSAGE_VECTORS)}.",
+                            hint="Set VIGNETTE_PASSAGE_VECTORS.")
+    return mode
 
 
 def default_weights(fusion: str) -> dict[str, float]:
@@ -133,6 +144,8 @@ class PassageSource(Protocol):
     passages: list[Passage]  # reading order
     cache_dir: Path | None
 
+    def sentence_table(self): ...  # retrieval.sentences.SentenceTable with vectors
+
     def bm25_search(self, question: str, k: int, allowed_ids: set[str] | None) -> list[tuple[str, float]]: ...
 
     def dense_search(self, vector: np.ndarray, k: int, max_chapter: int | None) -> list[tuple[str, float]]: ...
@@ -154,27 +167,55 @@ class StoreSource:
     def dense_search(self, vector, k, max_chapter):
         return [(p.passage_id, s) for p, s in self.store.dense_search(self.book_id, vector, k, max_chapter=max_chapter)]
 
+    def sentence_table(self):
+        """The book's sentences and their vectors, computed at ingest (:meth:`BookStore.sentences`)."""
+        return self.store.sentences(self.book_id)
+
 
 class MemorySource:
     """Passages held in memory (no Chroma): BM25 built on the fly, dense by a matrix product over the
     whole-passage embeddings (exact search, as Chroma's is for a book-sized collection)."""
 
     def __init__(self, passages: Sequence[Passage], encode: Callable[[list[str]], np.ndarray], key: str = "memory",
-                 cache_dir: str | Path | None = None, fingerprint: str = ""):
+                 cache_dir: str | Path | None = None, fingerprint: str = "", passage_vectors: str | None = None,
+                 tokenizer=None):
         from retrieval.sparse import BM25Index
 
         self.key = key
         self.passages = list(passages)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.fingerprint = fingerprint  # the encoder's; with the texts it keys the cached passage vectors
+        # "encode": whole passages encoded; "sentence-mean": derived from the sentences (settings.passage_vectors)
+        self.passage_mode = check_passage_vectors(passage_vectors or Settings.passage_vectors)
         self._encode = encode
+        self.tokenizer = tokenizer  # the encoder's: sentence lengths weight the derived means (else equal weights)
         self._bm25 = BM25Index.build([p.passage_id for p in self.passages], [p.text for p in self.passages])
         self._vectors: np.ndarray | None = None
+        self._table = None
 
     def bm25_search(self, question, k, allowed_ids):
         return self._bm25.search(question, k, allowed_ids=allowed_ids)
 
+    def sentence_table(self):
+        """The passages' sentences (:mod:`retrieval.sentences`), encoded once and cached in ``cache_dir``."""
+        if self._table is None:
+            from retrieval.sentences import sentence_units, units_digest
+
+            from retrieval.sentences import count_tokens
+
+            table = sentence_units(self.passages)
+            digest = units_digest(self.fingerprint, self.passages)
+            table.vectors = cached_vectors(self.cache_dir, "sentences", digest, table.texts, self._encode)
+            if self.tokenizer is not None:
+                table.weights = count_tokens(self.tokenizer, table.texts)
+            self._table = table
+        return self._table
+
     def passage_vectors(self) -> np.ndarray:
+        if self._vectors is None and self.passage_mode == "sentence-mean":
+            from retrieval.sentences import passage_means
+
+            self._vectors = passage_means(self.sentence_table())
         if self._vectors is None:
             texts = [p.text for p in self.passages]
             digest = hashlib.sha1(self.fingerprint.encode())
@@ -200,15 +241,29 @@ def cached_vectors(cache_dir: Path | None, name: str, digest: str, texts: list[s
             if json.loads(npy.with_suffix(".json").read_text()).get("hash") == digest:
                 vectors = np.load(npy)
                 if len(vectors) == len(texts):
-                    return vectors
+                    return np.asarray(vectors, dtype=np.float32)  # a book's are kept as float16
         except (OSError, ValueError):
             pass
     vectors = np.asarray(encode(texts), dtype=np.float32)
     if npy is not None:
-        npy.parent.mkdir(parents=True, exist_ok=True)
-        np.save(npy, vectors)
-        npy.with_suffix(".json").write_text(json.dumps({"hash": digest, "rows": len(texts)}))
+        save_vectors(Path(cache_dir), name, digest, vectors)
     return vectors
+
+
+def save_vectors(folder: Path, name: str, digest: str, vectors: np.ndarray, dtype=np.float32,
+                 extra: dict | None = None) -> None:
+    """Write ``<folder>/<name>.npy`` (as ``dtype``) and its hash (and ``extra``) beside it, each by an atomic
+    rename."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.tmp.npy"
+    np.save(tmp, np.asarray(vectors, dtype=dtype))
+    os.replace(tmp, folder / f"{name}.npy")
+    meta = folder / f".{name}.tmp.json"
+    meta.write_text(json.dumps({"hash": digest, "rows": int(len(vectors)), **(extra or {})}, ensure_ascii=False),
+                    encoding="utf-8")
+    os.replace(meta, folder / f"{name}.json")
 
 
 @dataclass
@@ -267,6 +322,15 @@ class HybridRetriever:
 
         return encode(load_encoder(self.settings.embedding_model), texts, self.settings.encode_batch_size)
 
+    @property
+    def tokenizer(self):
+        """The bi-encoder's tokenizer (sentence lengths weight the derived window vectors)."""
+        if self.store is not None:
+            return self.store.encoder.tokenizer
+        from retrieval.embedding import load_encoder
+
+        return load_encoder(self.settings.embedding_model).tokenizer
+
     def model_fingerprint(self) -> str:
         """Identifies the bi-encoder's weights, so cached windows are never read by another model."""
         if self._fingerprint is None:
@@ -289,26 +353,17 @@ class HybridRetriever:
         return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
     def window_index(self, source: PassageSource, size: int | None = None) -> WindowIndex:
-        """Every passage's windows of ``size`` sentences (default ``window_sentences``), embedded once and
-        cached in ``source.cache_dir``."""
+        """Every passage's windows of ``size`` sentences (default ``window_sentences``): the normalised
+        means of the sentence vectors the source holds (:mod:`retrieval.sentences`)."""
+        from retrieval.sentences import derive_windows
+
         size = self.window_sentences if size is None else int(size)
-        # 0. Seen in this process: splitting a novel's passages into sentences again on every question
-        # cost ~45 ms per view on Pride and Prejudice, as much as the rest of retrieval.
+        # Seen in this process: deriving is cheap, but not free on a novel (and the table may load from disk).
         seen = (source.key, size, hash(tuple((p.passage_id, len(p.text)) for p in source.passages)))
         if seen in self._window_memo:
             return self._window_memo[seen]
-        # 1. The windows and their hash (model + window texts): a changed book or model re-embeds.
-        texts, owners = [], []
-        for row, p in enumerate(source.passages):
-            for s, e in sentence_windows(p.text, size):
-                texts.append(p.text[s:e])
-                owners.append(row)
-        digest = hashlib.sha1(self.model_fingerprint().encode())
-        for row, t in zip(owners, texts):
-            digest.update(f"{source.passages[row].passage_id}\x00{t}\x01".encode())
-        # 2. The cache on disk, else embed and save.
-        vectors = cached_vectors(source.cache_dir, f"windows-{size}", digest.hexdigest()[:16], texts, self.encode)
-        index = WindowIndex(np.asarray(vectors, dtype=np.float32), np.asarray(owners, dtype=np.int64))
+        vectors, owners = derive_windows(source.sentence_table(), size)
+        index = WindowIndex(vectors, owners)
         self._window_memo[seen] = index
         return index
 

@@ -217,7 +217,8 @@ class AnswerPipeline:
 
             encoder = (lambda: self.store.encoder) if self.store is not None else None
             cache_dir = self.store.book_dir if self.store is not None else None
-            self._reader = load_reader(self.settings, encoder=encoder, cache_dir=cache_dir)
+            stored = self.store.reader_sentences if self.store is not None else None
+            self._reader = load_reader(self.settings, encoder=encoder, cache_dir=cache_dir, stored_sentences=stored)
         return self._reader
 
     def vocabulary(self, book_id: str) -> Any:
@@ -228,8 +229,12 @@ class AnswerPipeline:
         key = (len(passages), passages[0].passage_id if passages else "", passages[-1].passage_id if passages else "")
         hit = self._vocabularies.get(book_id)
         if hit is None or hit[0] != key:
-            vocab = BookVocabulary(passages, self.store.encode, cache_dir=self.store.book_dir(book_id),
-                                   fingerprint=self.settings.embedding_model)
+            # Saved with the book at ingest; a book stored before that is read word by word.
+            vocab = BookVocabulary.load(self.store.book_dir(book_id), self.store.encode,
+                                        fingerprint=self.settings.embedding_model)
+            if vocab is None:
+                vocab = BookVocabulary(passages, self.store.encode, cache_dir=self.store.book_dir(book_id),
+                                       fingerprint=self.settings.embedding_model)
             self._vocabularies[book_id] = hit = (key, vocab)
         return hit[1]
 

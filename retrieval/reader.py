@@ -654,6 +654,7 @@ class SentenceReader:
         notice: str | None = None,
         cache_dir: Callable[[str], Path | None] | None = None,
         focus_check: bool = True,
+        stored_sentences: Callable[[Book], tuple[list[tuple[int, int]], Any] | None] | None = None,
     ):
         self.encoder = encoder
         self.model_name = model_name or _encoder_name(encoder)
@@ -662,6 +663,7 @@ class SentenceReader:
         self.context_weight = context_weight
         self.rank_penalty = rank_penalty  # score points a sentence loses per retrieval rank of its passage
         self.cache_dir = cache_dir
+        self.stored_sentences = stored_sentences  # (spans, vectors) the store built at ingest, or None
         self.notice = notice or (
             "No question-answering model was available, so the best-matching sentence answered."
         )
@@ -694,6 +696,10 @@ class SentenceReader:
         hit = self._books.get(book.book_id)
         if hit is not None and hit[0] == digest:
             return hit[1], hit[2]
+        stored = self.stored_sentences(book) if self.stored_sentences is not None else None
+        if stored is not None:  # encoded once at ingest (retrieval.sentences), shared with the retriever
+            self._books[book.book_id] = (digest, stored[0], stored[1])
+            return stored
         spans = split_sentences(book.text)
         folder = self.cache_dir(book.book_id) if self.cache_dir else None
         path = Path(folder) / f"sentences-{digest}.npy" if folder else None
@@ -1127,7 +1133,8 @@ def fallback_notice(settings: "Settings", reason: str) -> str:
 
 
 def load_reader(
-    settings: "Settings", encoder: Any = None, cache_dir: Callable[[str], Path | None] | None = None
+    settings: "Settings", encoder: Any = None, cache_dir: Callable[[str], Path | None] | None = None,
+    stored_sentences: Callable[[Book], Any] | None = None,
 ) -> ExtractiveReader | SentenceReader:
     """The configured extractive reader when its model is on this machine, else the sentence fallback.
 
@@ -1155,6 +1162,7 @@ def load_reader(
         rank_penalty=settings.sentence_rank_penalty,
         notice=fallback_notice(settings, choice.reason or "unknown reason"),
         cache_dir=cache_dir,
+        stored_sentences=stored_sentences,
     )
 
 

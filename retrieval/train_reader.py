@@ -489,7 +489,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     fingerprint = retriever.model_fingerprint()
     cache_root = Path(args.cache_dir) / fingerprint if args.cache_dir else None
     sources = {sid: MemorySource(ps, retriever.encode, key=sid, cache_dir=cache_root / sid if cache_root else None,
-                                 fingerprint=fingerprint) for sid, ps in stories.items()}
+                                 fingerprint=fingerprint, tokenizer=retriever.tokenizer) for sid, ps in stories.items()}
     reader = ExtractiveReader(args.evaluate, settings, rank_penalty=args.rank_penalty)
     ks = sorted({int(k) for k in args.passages.split(",")})
     rows = []
@@ -647,7 +647,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     fingerprint = retriever.model_fingerprint()
     cache_root = Path(args.cache_dir) / fingerprint if args.cache_dir else None
     sources = {sid: MemorySource(ps, retriever.encode, key=sid, cache_dir=cache_root / sid if cache_root else None,
-                                 fingerprint=fingerprint) for sid, ps in stories.items()}
+                                 fingerprint=fingerprint, tokenizer=retriever.tokenizer) for sid, ps in stories.items()}
     reader = ExtractiveReader(folder, settings, rank_penalty=args.rank_penalty, abstain_threshold=0.0)
 
     def best(question: str, cands) -> tuple[float, str]:

@@ -16,7 +16,7 @@ from tests.test_store import OTHER_BOOK, snapshot, tiny_book, write
 from vignette.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT_KEYS = ["book_id", "title", "author", "chapters", "passages", "added", "structure", "warnings"]
+REPORT_KEYS = ["book_id", "title", "author", "chapters", "passages", "added", "structure", "warnings", "encoded"]
 
 
 def bot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -32,15 +32,20 @@ def test_ingest_books_reingest_remove(cli_env, tmp_path):
     assert list(report) == REPORT_KEYS
     assert report["book_id"] == "lamplighter" and report["chapters"] == 4
     assert report["added"] == report["passages"] > 0
-    assert "embedding" in first.stderr  # the progress bar
+    for stage in ("embedding sentences", "storing vectors", "embedding words"):  # a bar per stage, named
+        assert stage in first.stderr
     assert report["structure"] == "headings" and report["warnings"] == []
 
     listed = bot(cli_env, "books")
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()
-    assert header.split() == ["ID", "TITLE", "AUTHOR", "CHAPTERS", "PASSAGES"]
+    assert header.split() == ["ID", "TITLE", "AUTHOR", "CHAPTERS", "PASSAGES", "SIZE"]
     assert row.startswith("lamplighter") and "The Lamplighter's Daughter" in row and "Imogen Farrow" in row
-    assert row.split()[-2:] == ["4", str(report["passages"])]
+    assert row.split()[-4:-2] == ["4", str(report["passages"])] and row.endswith("MB")
+    as_json = json.loads(bot(cli_env, "books", "--json").stdout)[0]
+    folder = Path(cli_env["VIGNETTE_DATA_DIR"]) / "books" / "lamplighter"
+    assert as_json["size_bytes"] == sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert 0 < as_json["vectors_bytes"] < as_json["size_bytes"]
 
     again = bot(cli_env, "ingest", str(path), "--book-id", "lamplighter")
     assert again.returncode == 0, again.stderr
@@ -122,3 +127,28 @@ def test_bad_input_through_a_real_process(cli_env, tmp_path):
     assert result.returncode != 0
     assert "empty" in result.stderr and "Traceback" not in result.stderr
     assert not (Path(cli_env["VIGNETTE_DATA_DIR"]) / "books").exists()
+
+
+def test_a_book_stored_by_an_older_version_is_completed_once_with_progress(cli_env, tmp_path):
+    """A format-1 book (no sentence vectors, no vocabulary) gets them built once, before its first question,
+    with a progress bar; the next question builds nothing."""
+    settings = Settings.from_env(env=cli_env)
+    BookStore(settings).ingest(tiny_book(tmp_path), book_id="lamplighter")
+    folder = settings.books_dir / "lamplighter"
+    for name in ("sentences.npz", "vocabulary.npy", "vocabulary.json"):
+        (folder / name).unlink()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for key in ("parts", "passage_vectors"):
+        manifest.pop(key)
+    (folder / "manifest.json").write_text(json.dumps(dict(manifest, format=1)))
+    assert BookStore(settings).missing_parts("lamplighter") == ["sentences", "vocabulary"]
+
+    first = bot(cli_env, "ask", "--book", "lamplighter", "--json", "Who did Tobias Wren marry?")
+    assert first.returncode == 0, first.stderr
+    assert "stored by an older version" in first.stderr and "embedding sentences" in first.stderr
+    assert "Elsie Dunn" in json.loads(first.stdout)["answer"]
+    assert BookStore(settings).missing_parts("lamplighter") == []
+    assert json.loads((folder / "manifest.json").read_text())["format"] == 2
+    second = bot(cli_env, "ask", "--book", "lamplighter", "--json", "Who was the mayor?")
+    assert second.returncode == 0 and "older version" not in second.stderr and "embedding" not in second.stderr
+    assert json.loads(second.stdout)["abstained"] is True

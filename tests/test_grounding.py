@@ -95,3 +95,17 @@ def test_the_pipeline_abstains_and_says_why(sample_pipeline, minilm_path):
 
     off = AnswerPipeline(sample_pipeline.store, sample_pipeline.settings.replace(grounding_threshold=None))
     assert off.ask("sample", "Who was the mayor of Saltmarrow?").why is None
+
+
+def test_the_vocabulary_saved_at_ingest_loads_as_built(tmp_path):
+    """What a store saves with the book (words, first chapters, float16 vectors) reloads without re-reading
+    the book, gives the same answers, and is refused for another encoder."""
+    built = _vocab(_hash_encode)
+    built.save_vectors(tmp_path, _hash_encode(built.words()))
+    loaded = BookVocabulary.load(tmp_path, _hash_encode)
+    assert loaded is not None and loaded.keys == built.keys and loaded.first == built.first
+    assert loaded.words() == built.words()
+    assert np.allclose(loaded.vectors(), built.vectors(), atol=1e-3)  # float16 on disk
+    for question, limit in [("Who was the mayor?", None), ("Where did the fox hide?", 1)]:
+        assert [m.word for m in loaded.unmentioned(question, limit)] == [m.word for m in built.unmentioned(question, limit)]
+    assert BookVocabulary.load(tmp_path, _hash_encode, fingerprint="another-model") is None

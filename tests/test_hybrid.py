@@ -211,19 +211,45 @@ def test_the_right_chapter_comes_first(sample_store, facts):
     assert top5 >= 0.85 * len(facts), (top5, len(facts))
 
 
-def test_window_vectors_are_cached_with_the_book(sample_store):
-    retriever = HybridRetriever(sample_store, sample_store.settings)
-    retriever.retrieve("sample", "Who is the keeper of Gullstone Rock?")
-    cached = list(sample_store.book_dir("sample").glob("windows-3.*"))
-    assert {p.suffix for p in cached} == {".npy", ".json"}
-    assert (sample_store.book_dir("sample") / "windows-1.npy").is_file()  # the single-sentence view
-    npy = sample_store.book_dir("sample") / "windows-3.npy"
-    stamp = npy.stat().st_mtime_ns
-    fresh = HybridRetriever(sample_store, sample_store.settings)
-    first = fresh.retrieve("sample", "Who is the keeper of Gullstone Rock?")
-    assert npy.stat().st_mtime_ns == stamp  # read back, not re-embedded
-    again = retriever.retrieve("sample", "Who is the keeper of Gullstone Rock?")
-    assert [c.passage.passage_id for c in first] == [c.passage.passage_id for c in again]
+def test_the_first_question_encodes_nothing_but_itself(sample_store):
+    """Ingest built every view: the first question (retrieval, grounding, the sentence reader) sends only
+    single texts (itself, a word it asks about) through the encoder, and writes nothing in the book's folder."""
+    from sentence_transformers import SentenceTransformer
+
+    from retrieval.pipeline import AnswerPipeline
+
+    folder = sample_store.book_dir("sample")
+    before = sorted(p.name for p in folder.iterdir())
+    assert {"sentences.npz", "vocabulary.npy"} <= set(before)
+    calls = []
+    real = SentenceTransformer.encode
+
+    def counting(self, sentences, *args, **kwargs):
+        calls.append(1 if isinstance(sentences, str) else len(sentences))
+        return real(self, sentences, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SentenceTransformer, "encode", counting)
+        pipeline = AnswerPipeline(sample_store, sample_store.settings.replace(reader="sentence"))
+        answer = pipeline.ask("sample", "Who was the mayor of the harbour town?")  # grounding looks for a near word
+        answer = pipeline.ask("sample", "Who is the keeper of Gullstone Rock?")
+    assert answer.evidence and calls and all(n == 1 for n in calls) and len(calls) <= 5
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_windows_are_length_weighted_means_of_the_sentences(sample_store):
+    """A window's vector is the normalised, length-weighted mean of its sentences' vectors."""
+    from retrieval.sentences import derive_windows
+
+    table = sample_store.sentences("sample")
+    vectors, owners = derive_windows(table, 3)
+    rows = table.rows_of(int(owners[0]))[:3]
+    expected = (table.vectors[rows] * table.weights[rows][:, None]).sum(axis=0)
+    assert np.allclose(vectors[0], expected / np.linalg.norm(expected), atol=1e-5)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    single, owners1 = derive_windows(table, 1)
+    assert len(single) == len(table.members) and np.array_equal(single[0], table.vectors[table.members[0]])
+    assert set(owners1) == set(range(len(sample_store.passages("sample"))))
 
 
 def test_changed_passages_are_never_scored_with_old_windows(settings, minilm_path):

@@ -64,6 +64,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def stored_collection(settings: Settings, book_id: str) -> str:
+    """The Chroma collection the book's manifest names (a re-index builds a new one beside the old)."""
+    return json.loads((settings.books_dir / book_id / "manifest.json").read_text())["collection"]
+
+
 def reopen(settings: Settings) -> BookStore:
     """A new store over the same folders, with Chroma's in-process cache dropped so it really reopens."""
     from chromadb.api.shared_system_client import SharedSystemClient
@@ -175,7 +180,7 @@ def test_reingest_adds_nothing_without_encoding(library, monkeypatch):
     again = fresh.ingest(folder.parent.parent.parent / "lamplighter.txt", book_id="lamplighter")
     assert again.added == 0 and again.passages == report.passages
     assert snapshot(folder) == before
-    assert fresh.client.get_collection(collection_name("lamplighter")).count() == report.passages
+    assert fresh.client.get_collection(stored_collection(settings, "lamplighter")).count() == report.passages
 
 
 def test_same_id_with_other_content_is_refused_and_nothing_changes(library, tmp_path):
@@ -186,7 +191,7 @@ def test_same_id_with_other_content_is_refused_and_nothing_changes(library, tmp_
         store.ingest(write(tmp_path / "clock.txt", OTHER_BOOK), book_id="lamplighter")
     assert "--book-id" in str(err.value) and "remove" in str(err.value)
     assert snapshot(folder) == before
-    assert store.client.get_collection(collection_name("lamplighter")).count() == report.passages
+    assert store.client.get_collection(stored_collection(settings, "lamplighter")).count() == report.passages
     assert [b.book_id for b in store.books()] == ["lamplighter"]
 
 
@@ -207,36 +212,52 @@ def test_remove_deletes_the_book_and_its_collection(settings, tmp_path):
     store.remove("clock")
     assert store.books() == []
     assert not (settings.books_dir / "clock").exists()
-    assert collection_name("clock") not in [c.name for c in store.client.list_collections()]
+    assert not [c.name for c in store.client.list_collections() if c.name.startswith(collection_name("clock"))]
     with pytest.raises(VignetteError, match="The library is empty"):
         store.remove("clock")
 
 
-def test_interrupted_ingest_is_unlisted_then_resumes(settings, tmp_path):
-    settings = settings.replace(ingest_batch_size=1, encode_batch_size=2)  # one small step per two passages
+def test_interrupted_ingest_is_unlisted_then_resumes_without_redoing_finished_steps(settings, tmp_path):
+    """A resumed ingest does not encode again the steps an interrupted one finished."""
+    settings = settings.replace(ingest_batch_size=4, encode_batch_size=2)  # steps of four sentences
     store = BookStore(settings)
     path = tiny_book(tmp_path)
 
     class Interrupted(Exception):
         pass
 
-    def stop_after_first_step(done, total, stage):
-        if stage == "embedding" and done >= 2:
+    seen = []
+
+    def stop_after_two_steps(done, total, stage):
+        seen.append((done, total, stage))
+        if stage == "embedding sentences" and done >= 8:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        store.ingest(path, book_id="lamplighter", progress=stop_after_first_step)
+        store.ingest(path, book_id="lamplighter", progress=stop_after_two_steps)
     assert store.books() == [] and store.incomplete() == ["lamplighter"]
     with pytest.raises(VignetteError):
         store.dense_search("lamplighter", "storm", k=1)
-    partial = store.client.get_collection(collection_name("lamplighter")).count()
-    assert partial == 2
+    sentences = seen[-1][1]
 
-    resumed = reopen(settings).ingest(path, book_id="lamplighter")
-    assert resumed.added == resumed.passages - partial
+    encoded = []
+    fresh = reopen(settings)
+    original = BookStore.encode
+    fresh.encode = lambda texts: (encoded.append(list(texts)), original(fresh, texts))[1]
+    resumed = fresh.ingest(path, book_id="lamplighter")
+    # The first two steps (the 8 longest sentences: steps go longest first) are reused, the rest encoded.
+    from retrieval.sentences import sentence_units
+
+    units = sentence_units(fresh.passages("lamplighter")).texts
+    assert len(units) == sentences
+    flat = [t for batch in encoded for t in batch]
+    first_steps = set(sorted(units, key=len, reverse=True)[:8])
+    assert not first_steps & set(flat)
+    assert sum(t in set(units) for t in flat) == sentences - 8
+    assert resumed.encoded == len(flat)
     fresh = reopen(settings)
     assert [b.book_id for b in fresh.books()] == ["lamplighter"] and fresh.incomplete() == []
-    assert fresh.client.get_collection(collection_name("lamplighter")).count() == resumed.passages
+    assert fresh.client.get_collection(stored_collection(settings, "lamplighter")).count() == resumed.passages
     assert list(settings.books_dir.iterdir()) == [settings.books_dir / "lamplighter"]
 
 
@@ -265,3 +286,107 @@ def test_ensure_sample_ingests_the_bundled_novel_once(settings):
     assert store.ensure_sample() is None
     top = store.dense_search("sample", "How many bells hang in the belfry of the clock tower?", k=3)
     assert any("seven bells" in p.text for p, _ in top)
+
+
+# --- bad input and failures during ingest --------------------------------------------------------------
+@pytest.mark.parametrize("text", ["A I. O a I.\n\nI a. O I a!\n", "I a. A I, O a.\n\n\u2665 \u2666 \u2663. \u2605 \u2606 I!\n"])
+def test_a_book_without_indexable_words_is_refused_before_anything_is_written(settings, tmp_path, text):
+    """A text in which BM25 finds no word is refused with a clear message, leaving no staging folder."""
+    store = BookStore(settings)
+    with pytest.raises(VignetteError, match="no words Vignette can index"):
+        store.ingest(write(tmp_path / "letters.txt", text), book_id="letters")
+    assert store.books() == [] and store.incomplete() == []
+    assert not settings.books_dir.exists() or not list(settings.books_dir.iterdir())
+
+
+def test_a_full_disk_is_a_clear_message_and_the_rerun_completes(settings, tmp_path, monkeypatch):
+    """A write failing with ENOSPC midway: a message, the library as it was, and a re-run that completes."""
+    import errno
+
+    import numpy as np
+
+    store = BookStore(settings.replace(ingest_batch_size=4, encode_batch_size=2))
+    store.ingest(write(tmp_path / "clock.txt", OTHER_BOOK), book_id="clock")
+    before = snapshot(settings.books_dir / "clock")
+    real_save, calls = np.save, []
+
+    def failing_save(file, arr, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(file, arr, *args, **kwargs)
+
+    monkeypatch.setattr(np, "save", failing_save)
+    with pytest.raises(VignetteError, match="No space left on device") as err:
+        store.ingest(tiny_book(tmp_path), book_id="lamplighter")
+    assert "run the same command again" in str(err.value)
+    assert [b.book_id for b in store.books()] == ["clock"] and snapshot(settings.books_dir / "clock") == before
+    monkeypatch.setattr(np, "save", real_save)
+    report = reopen(settings).ingest(tiny_book(tmp_path), book_id="lamplighter")
+    assert report.passages >= 4 and sorted(b.book_id for b in reopen(settings).books()) == ["clock", "lamplighter"]
+
+
+def test_a_reindex_interrupted_while_storing_or_swapping_never_loses_the_book(settings, tmp_path, monkeypatch):
+    """Re-index with other settings, interrupted while storing vectors, then between the two renames of
+    the swap: the old book stays listed and answerable, then the new one is listed whole."""
+    path = tiny_book(tmp_path)
+    old = BookStore(settings).ingest(path, book_id="lamplighter")
+    shorter = settings.replace(passage_tokens=60, ingest_batch_size=2)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_while_storing(done, total, stage):
+        if stage == "storing vectors" and 0 < done < total:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        BookStore(shorter).ingest(path, book_id="lamplighter", progress=stop_while_storing)
+    store = reopen(settings)
+    assert [(b.book_id, b.passages) for b in store.books()] == [("lamplighter", old.passages)]
+    assert "Kestrel" in store.dense_search("lamplighter", "Which ship struck the rocks?", k=1)[0][0].text
+
+    # A crash right after the old folder was set aside: the complete new book is rolled forward.
+    import os
+
+    real_replace = os.replace
+
+    def crash_on_second_rename(src, dst):
+        if Path(src).name.startswith(".incoming-"):
+            raise Interrupted
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_second_rename)
+    with pytest.raises(Interrupted):
+        BookStore(shorter).ingest(path, book_id="lamplighter")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not (settings.books_dir / "lamplighter").exists()  # the moment of the crash
+    store = reopen(shorter)
+    books = store.books()
+    assert [b.book_id for b in books] == ["lamplighter"] and books[0].passages > old.passages
+    assert "Kestrel" in store.dense_search("lamplighter", "Which ship struck the rocks?", k=1)[0][0].text
+    again = store.ingest(path, book_id="lamplighter")
+    assert again.added == 0 and again.encoded == 0
+    assert [c.name for c in store.client.list_collections()] == [stored_collection(settings, "lamplighter")]
+
+
+@pytest.mark.slow
+def test_a_book_on_one_long_line_without_sentence_ends(settings, tmp_path):
+    """A book whose one "sentence" is the whole text (one line, no full stop): stored, its sentence units
+    no longer than a passage, and answerable."""
+    import random
+
+    rng = random.Random(3)
+    words = ["harbour", "lantern", "orchard", "ferry", "ledger", "silver", "bottle", "chapel", "tower", "market",
+             "rope", "sail", "mill", "clock", "horse", "map", "key", "bell", "letter", "voyage"]
+    text = " ".join(rng.choice(words) for _ in range(12000)) + " and the keeper named Oswin Thrale lit the lamp"
+    store = BookStore(settings)
+    report = store.ingest(write(tmp_path / "line.txt", "The Long Line\n\n" + text + "\n"), book_id="line")
+    passages = store.passages("line")
+    table = store.sentences("line")
+    assert report.passages == len(passages) >= 40 and len(table) <= report.passages + 1
+    assert max(int(b - a) for a, b in table.spans) <= max(len(p.text) for p in passages)
+    from retrieval.pipeline import AnswerPipeline
+
+    answer = AnswerPipeline(store, settings.replace(reader="sentence")).ask("line", "Who lit the lamp?")
+    assert any("Oswin Thrale" in e.quote for e in answer.evidence) or "Oswin Thrale" in answer.answer

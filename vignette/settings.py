@@ -33,7 +33,8 @@ class Settings:
     passage_tokens: int = 200  # word pieces per passage; under MiniLM's 256 window so nothing is truncated
     passage_overlap_sentences: int = 1  # sentences repeated between neighbouring passages, so no fact is cut in two
     encode_batch_size: int = 32  # batch 64 measured no faster on 2 CPU cores
-    ingest_batch_size: int = 256  # passages encoded and added to Chroma per step; a killed ingest resumes after the last step
+    passage_vectors: str = "sentence-mean"  # Chroma's whole-passage vectors: the length-weighted mean of the passage's sentence vectors (no second encoder pass; same FairytaleQA val scores, see README), or "encode" each passage
+    ingest_batch_size: int = 256  # texts encoded (and passages added to Chroma) per step; a killed ingest resumes after its last finished step
 
     # --- retrieval -----------------------------------------------------------------------------------
     top_k: int = 5  # passages handed to the reader
