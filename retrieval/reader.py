@@ -45,9 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from retrieval.grounding import _DETERMINERS, _forms, _possessive, candidate_nouns
-from retrieval.sparse import s_stem
-from retrieval.text import HONORIFICS, split_sentences
+from retrieval.grounding import _DETERMINERS, _possessive, candidate_nouns
+from retrieval.text import split_sentences
 from vignette import offline
 from vignette.documents import Answer, Book, Candidate, Evidence, Passage
 from vignette.errors import VignetteError
@@ -626,6 +625,7 @@ class SentenceReader:
         notice: str | None = None,
         cache_dir: Callable[[str], Path | None] | None = None,
         focus_check: bool = True,
+        type_check: bool = True,
     ):
         self.encoder = encoder
         self.model_name = model_name or _encoder_name(encoder)
@@ -640,6 +640,7 @@ class SentenceReader:
         self._books: dict[str, tuple[str, list[tuple[int, int]], Any]] = {}
         self.type_window = 5  # best sentences searched for the asked-for number or name before abstaining
         self.focus_check = focus_check  # the answer sentence (or the one before) must name what is asked about
+        self.type_check = type_check  # a number or name question needs a sentence holding one
         self._names: dict[str, tuple[str, frozenset[str]]] = {}
 
     @property
@@ -785,26 +786,12 @@ class SentenceReader:
 
     def read(self, question: str, candidates: Sequence[Candidate], book: Book | None = None) -> Answer:
         scored = self.score_sentences(question, candidates, book)
-        if not scored or scored[0].similarity < self.min_similarity:
+        names = None
+        if book is not None and self.type_check and expected_answer_type(question) == "name":
+            names = self.book_names(book)
+        best = self.choose(question, scored, names)
+        if best is None:
             return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name, notice=self.notice)
-        # A question that asks for a number or a name is answered only by a sentence holding one (an
-        # answer-type check, as in classic factoid QA): similarity alone cannot tell "How old is the
-        # captain?" from the sentences that describe him, so without it the fallback never abstains.
-        # Likewise a sentence that answers "What was the name of Victor's dog?" says "dog" (itself or in the
-        # sentence before it): the focus check.
-        wanted = expected_answer_type(question)
-        focus = focus_nouns(question) if self.focus_check else []
-        if wanted is not None or focus:
-            names = self.book_names(book) if book is not None and wanted is not None else None
-            typed = [s for s in scored[: self.type_window]
-                     if (wanted is None or has_answer_type(wanted, s.text, question, names,
-                                                           focus if wanted == "name" else (), s.context))
-                     and (not focus or mentions_focus(focus, s.context + " " + s.text))]
-            if not typed:
-                return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name,
-                              notice=self.notice)
-            scored = typed
-        best = scored[0]
         evidence = Evidence(
             quote=best.text,
             chapter=best.passage.chapter,
@@ -823,9 +810,35 @@ class SentenceReader:
             notice=self.notice,
         )
 
+    def choose(self, question: str, scored: Sequence[ScoredSentence], names: frozenset[str] | None = None, *,
+               type_check: bool | None = None, focus_check: bool | None = None) -> ScoredSentence | None:
+        """The answering sentence among ``scored`` (best first), or None to abstain.
+
+        Abstains when the best cosine is below ``min_similarity``. With the answer-type check, a question
+        that asks for a number or a name (:func:`expected_answer_type`) is answered only by one of the
+        ``type_window`` best sentences that holds one (:func:`has_answer_type`; ``names``: the book's
+        names); with the focus check, only by one that uses the noun the question asks about, itself or in
+        the sentence before (:func:`focus_nouns`). ``type_check`` / ``focus_check`` override the reader's
+        own switches (``python -m eval.reader_checks`` measures each on and off)."""
+        if not scored or scored[0].similarity < self.min_similarity:
+            return None
+        type_check = self.type_check if type_check is None else type_check
+        focus_check = self.focus_check if focus_check is None else focus_check
+        wanted = expected_answer_type(question) if type_check else None
+        focus = focus_nouns(question) if focus_check else []
+        if wanted is None and not focus:
+            return scored[0]
+        for s in scored[: self.type_window]:
+            if wanted is not None and not has_answer_type(wanted, s.text, question, names):
+                continue
+            if focus and not mentions_focus(focus, s.context + " " + s.text):
+                continue
+            return s
+        return None
+
 
 # --------------------------------------------------------------------------------------------------------
-# Answer types, for the sentence fallback's abstain decision
+# Answer types and the asked-about noun, for the readers' abstain decisions
 # --------------------------------------------------------------------------------------------------------
 
 _NUMBER_WORDS = frozenset(
@@ -834,13 +847,6 @@ _NUMBER_WORDS = frozenset(
     "million dozen dozens score half once twice first second third fourth fifth sixth seventh eighth ninth "
     "tenth several few many".split()
 )
-_AGE_WORDS = frozenset(
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred".split()
-)
-_AFTER_AGE = frozenset("old and or but when at in on that this last next now then yet".split())
-_TIME_UNITS = frozenset("years year months month weeks week days day".split())
-_AGE_QUESTION = re.compile(r"^\s*(?:(?:and|so|but)\s+)?(?:how\s+old\b|(?:at\s+)?what\s+age\b)", re.IGNORECASE)
 _NUMBER_QUESTION = re.compile(
     r"^\s*(?:(?:and|so|but)\s+)?(?:how\s+(?:many|much|old|long|far|tall|high|deep|wide|often)\b"
     r"|(?:in\s+)?(?:what|which)\s+(?:year|age|century|date)\b|at\s+what\s+age\b)",
@@ -852,15 +858,11 @@ _NAME_QUESTION = re.compile(
     r"|\bwhat\s+(?:was|is)\s+.{1,40}\s+(?:called|named)\b",
     re.IGNORECASE,
 )
-_INTERJECTIONS = frozenset("oh ah o aye yes no nay well alas hush hullo hello goodbye please thanks dear sir madam ma'am "
-                           "come look listen why now indeed".split())
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*|\d+")
 
 
 def expected_answer_type(question: str) -> str | None:
-    """"age", "number" or "name" when the question asks for one, else None (why/what/where questions)."""
-    if _AGE_QUESTION.search(question):
-        return "age"
+    """"number" or "name" when the question asks for one, else None (why/what/where questions)."""
     if _NUMBER_QUESTION.search(question):
         return "number"
     if _NAME_QUESTION.search(question):
@@ -870,8 +872,7 @@ def expected_answer_type(question: str) -> str | None:
 
 def name_words(text: str) -> frozenset[str]:
     """Words a text uses as names (lower-cased): capitalised at least twice in mid-sentence and hardly
-    ever in lower case ("Pilot", "Dinah", "Constance"; not "Adventures" or "Queen's" ordinary nouns that
-    a title or a sentence opening capitalises)."""
+    ever in lower case (a name, not an ordinary noun that a title or a sentence opening capitalises)."""
     from collections import Counter
 
     mid: Counter = Counter()
@@ -884,105 +885,40 @@ def name_words(text: str) -> frozenset[str]:
     return frozenset(w for w, c in mid.items() if c >= 2 and lower[w] <= 0.2 * c)
 
 
-def _has_age(sentence: str) -> bool:
-    """A number a person's age can be (1-130, "sixteen", "forty-seven") not counting something else:
-    followed by years/months/old, by punctuation or a conjunction, or ending the text ("Toby was sixteen,
-    and ..." yes; "one glove", "a thousand questions" no)."""
-    toks = re.findall(r"[A-Za-z]+(?:-[A-Za-z]+)*|\d+|[,.;:!?\u201d\"]", sentence)
-    for i, tok in enumerate(toks):
+def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[str] | None = None) -> bool:
+    """Whether ``sentence`` holds a number (digits or a number word) for a "number" question, or for a
+    "name" question a capitalised word the question lacks that is not a function word opening a sentence
+    (one of ``names``, the book's names, when given)."""
+    tokens = _TOKEN.findall(sentence)
+    if kind != "name":
+        return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)
+    asked = {_strip_possessive(w.lower()) for w in _TOKEN.findall(question)}
+    for tok in tokens:
         low = tok.lower()
-        if tok.isdigit():
-            ok = 0 < int(tok) <= 130
-        else:
-            parts = low.split("-")
-            ok = all(part in _AGE_WORDS for part in parts)
-        if not ok:
+        core = _strip_possessive(low)
+        if not tok[0].isupper() or low in _STOP or core in _STOP:
             continue
-        nxt = toks[i + 1].lower() if i + 1 < len(toks) else ""
-        if nxt in _TIME_UNITS:
-            # "forty-seven years old", "thirty-seven years of age", "a girl of sixteen years."; not a
-            # duration ("some five years ago", "for over twenty years proof against ...").
-            after = toks[i + 2].lower() if i + 2 < len(toks) else ""
-            before = toks[i - 1].lower() if i > 0 else ""
-            if after in ("old", "of") or (before in ("of", "aged") and not after[:1].isalnum()):
-                return True
-            continue
-        if nxt == "" or nxt in _AFTER_AGE or not nxt[:1].isalnum():
+        if core not in asked and (names is None or core in names):
             return True
     return False
 
 
-# How far (in words) a name may stand from the noun it names: "Pilot was a shaggy brown dog", "my poor
-# sister Julia", "the girl's stepfather, Mr. James Windibank".
-NAME_WINDOW = 6
+def _strip_possessive(word: str) -> str:
+    return re.sub(r"['\u2019]s?$", "", word)
 
 
-def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[str] | None = None,
-                    focus: Sequence[str] = (), context: str = "") -> bool:
-    """Whether ``sentence`` holds an age, a number (digits or number words) or a name the question lacks
-    (one of ``names``, the book's names, when given). With ``focus`` (the nouns a name question asks
-    about, :func:`focus_nouns`), the name must stand within :data:`NAME_WINDOW` words of one of them (or of
-    "name", "named", "called" in the sentence), in the sentence or across from the end of ``context`` (the
-    sentence before), not right before it and not after a preposition:
-    "Colonel Forster" and "his dog, Pilot" name the colonel and the dog; in "Mr. Darcy ... has two or
-    three French cooks" no one names a cook, and "a Cheshire Cat" is a kind of cat."""
-    if kind == "age":
-        return _has_age(sentence)
-    if kind == "number":
-        tokens = _TOKEN.findall(sentence)
-        return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)
-    asked = {re.sub(r"['\u2019]s?$", "", w.lower()) for w in _TOKEN.findall(question)}  # "Alice's" asks about Alice
-    asked |= {w[:-1] for w in asked if len(w) > 3 and w.endswith("s")}  # "the Bennets' cook" about a Bennet
-
-    def is_name(tok: str) -> bool:
-        low = tok.lower()
-        if not tok[0].isupper() or low in _STOP or low.split("'")[0] in _STOP or low.split("\u2019")[0] in _STOP:
-            return False  # lower-case, or a capitalised function word opening a sentence ("The", "She", "I'm")
-        if low in _INTERJECTIONS:
-            return False  # "Oh, I've had such a curious dream!": speech, not a name
-        if low in HONORIFICS:
-            return False  # "Mrs. Bennet": the title names no one; the word after it may
-        core = re.sub(r"['\u2019]s?$", "", low)
-        return core not in asked and (names is None or core in names)
-
-    if not focus:
-        return any(is_name(tok) for tok in _TOKEN.findall(sentence))
-    before = _TEXT_TOKEN.findall(context)
-    words = before + _TEXT_TOKEN.findall(sentence)
-    wanted = {f for w in focus for f in _forms(_noun_key(w))}
-    at = [i for i, w in enumerate(words) if _noun_key(w) in wanted]
-    # "A great dog came bounding down the steps. His name was Pilot.": a naming word of the sentence
-    # stands for the noun (the caller checks that the noun is there).
-    at += [i for i in range(len(before), len(words)) if words[i].lower() in _NAMING_WORDS]
-    for i in range(len(before), len(words)):
-        if not is_name(words[i]) or not any(0 < abs(i - j) <= NAME_WINDOW and i != j - 1 for j in at):
-            continue
-        k = i - 1
-        while k >= 0 and words[k].lower() in HONORIFICS and k not in at:  # "to Mr. Hardy"; "to Colonel Forster" asked about a colonel
-            k -= 1
-        if k >= 0 and words[k].lower() in _PREPOSITIONS:
-            continue  # "a servant in Geneva", "the wife of Mr. Hardy": a place or an owner, not the name
-        return True
-    return False
-
-
-_NAMING_WORDS = frozenset("name named called christened".split())
-_PREPOSITIONS = frozenset("in at from to into onto upon on for with by near of about toward towards through across "
-                          "over under beside between among against without within".split())
-
-
-# Irregular plurals, so that "How many children ...?" finds "one child".
-_IRREGULAR = {"children": "child", "men": "man", "women": "woman", "feet": "foot", "teeth": "tooth",
-              "mice": "mouse", "geese": "goose", "people": "person", "wives": "wife", "knives": "knife",
-              "lives": "life", "leaves": "leaf", "wolves": "wolf", "thieves": "thief", "halves": "half",
-              "loaves": "loaf", "shelves": "shelf", "oxen": "ox", "gentlemen": "gentleman",
-              "brethren": "brother"}
 _TEXT_TOKEN = re.compile(r"[A-Za-z]+(?:[-'\u2019][A-Za-z]+)*")
 
 
+@functools.lru_cache(maxsize=65536)
 def _noun_key(word: str) -> str:
-    w = re.sub(r"['\u2019]s?$", "", word.lower())
-    return s_stem(_IRREGULAR.get(w, w)).replace("-", "")  # "step-daughter" is a stepdaughter
+    """A word's noun lemma (lemminflect: "children" -> child, "dogs'" -> dog), possessive and hyphens
+    dropped ("step-daughter" is a stepdaughter; "dog-cart" stays a dogcart, no dog)."""
+    from lemminflect import getLemma
+
+    w = _strip_possessive(word.lower()).replace("-", "")
+    lemmas = getLemma(w, upos="NOUN") if w else ()
+    return lemmas[0] if lemmas else w
 
 
 _SUBORDINATORS = frozenset("when whenever while after before until till since because though although if once "
@@ -990,19 +926,18 @@ _SUBORDINATORS = frozenset("when whenever while after before until till since be
 
 
 def focus_nouns(question: str) -> list[str]:
-    """The common nouns a factoid question asks about ("dog" in "What was the name of Victor's dog?",
+    """The common nouns a factoid question asks about ("dog" in "What was the name of the miller's dog?",
     "brothers" in "How many brothers did Henry have?"): the grounding check's nouns of the question,
     without its names, without a noun that only introduces a name ("her brother Toby"), and, in a question
-    with do-support, only those of the wh-phrase ("What did the lad do when he sat by the door?" asks about
-    neither the lad, whom the answer may call "he", nor the door), and none in a clause that says when or
-    why ("What was Nell holding when she came into the square?"). The words after such a noun in its
+    with do-support, only those of the wh-phrase (the answer may call the subject "he"), and none in a
+    clause that says when or why ("... when she came into the square"). The words after such a noun in its
     phrase count as well, for a noun taken for an adjective ("the little old woman"). [] for why / how /
     what-happened questions, which the book may answer in other words."""
     nouns = set(candidate_nouns(question))
     if not nouns:
         return []
     words = _TOKEN.findall(question)
-    lows = [re.sub(r"['\u2019]s?$", "", w).lower() for w in words]
+    lows = [_strip_possessive(w).lower() for w in words]
     allowed = set(range(len(words)))
     do = next((i for i, w in enumerate(lows) if w in ("do", "does", "did")), None)
     if do is not None:  # only the wh-phrase ("How many brothers did ..."); the subject is often "he" in the answer
@@ -1029,10 +964,10 @@ def focus_nouns(question: str) -> list[str]:
 
 
 def mentions_focus(focus: Sequence[str], text: str) -> bool:
-    """Whether ``text`` uses one of the ``focus`` nouns in a simple form (plural, irregular plural,
-    possessive, with or without a hyphen); a compound is its own word ("dog-cart" is not a dog)."""
+    """Whether ``text`` uses one of the ``focus`` nouns in some form of the same noun lemma (plural,
+    irregular plural, possessive, with or without a hyphen); a compound is its own word."""
     keys = {_noun_key(t) for t in _TEXT_TOKEN.findall(text)}
-    return any(any(f in keys for f in _forms(_noun_key(w))) for w in focus)
+    return any(_noun_key(w) in keys for w in focus)
 
 
 # --------------------------------------------------------------------------------------------------------
