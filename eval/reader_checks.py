@@ -1,26 +1,25 @@
-"""`python -m eval.reader_checks` - does each abstain check of the sentence reader earn its place?
+"""`python -m eval.reader_checks` - does the sentence reader's abstain check earn its place?
 
-The sentence reader (:class:`retrieval.reader.SentenceReader`, the last-resort fallback) has two checks
-that may turn an answer into an abstention: the **answer-type** check (a "how many" question needs a
-sentence holding a number, a "what was the name" question one holding a name) and the **focus** check
-(the answering sentence, or the one before it, must use the noun the question asks about). A check is
-worth keeping only if it helps on questions that were not used to write it, so this measures each one on
-and off on data nobody studied while writing them:
+The sentence reader (:class:`retrieval.reader.SentenceReader`, the last-resort fallback) may turn an
+answer into an abstention with its **number** check: a question asking for a number ("How many ...?",
+"How old ...?") is answered only by a sentence holding one. A check is worth keeping only if it helps on
+questions that were not used to write it, so this measures it on and off on data nobody studied while
+writing it:
 
 - the SQuAD 2.0 dev set (``--squad``): every article is a book, its paragraphs the passages; half of its
   questions have no answer in their paragraph, which is what an abstain check is for;
 - FairytaleQA (``--stories`` / ``--questions``): every question is answerable, so a check can only lose
   answers there; that loss is the price.
 
-For every question the product's sentence reader scores the sentences of the top ``--passages``
-paragraphs (dense retrieval inside the article or story, the same for every variant), then each variant
-decides. Reported per variant: on answerable questions the share answered, the share whose sentence holds
-a gold answer ("hit"), ROUGE-L of the sentence against the gold answers (FairytaleQA); on unanswerable ones
-the share abstained on; and the same restricted to the questions the check acts on.
+For every question the check acts on, the product's sentence reader scores the sentences of the top
+``--passages`` paragraphs (dense retrieval inside the article or story, the same for both variants), then
+each variant decides. Reported per variant: on answerable questions the share answered, the share whose
+sentence holds a gold answer ("hit"), the share answered with a sentence that holds none ("wrong"), ROUGE-L
+against the gold answers; on unanswerable ones the share abstained on.
 
 Example::
 
-    python -m eval.reader_checks --squad ../shared/data/qa/squad2-dev/dev-v2.0.json \\
+    python -m eval.reader_checks --squad ../shared/data/qa/squad2-dev/dev-v2.0.json --squad-articles 12 \\
         --stories ../shared/data/fairytaleqa/stories.jsonl --questions ../shared/data/fairytaleqa/val.jsonl \\
         --out runs/reader-checks
 """
@@ -44,12 +43,7 @@ from vignette.documents import Book, Candidate, Chapter, Passage  # noqa: E402
 from vignette.errors import VignetteError  # noqa: E402
 from vignette.settings import Settings  # noqa: E402
 
-VARIANTS = {  # name -> (type_check, focus_check)
-    "no checks": (False, False),
-    "answer type": (True, False),
-    "focus": (False, True),
-    "both (the product)": (True, True),
-}
+VARIANTS = {"no check": False, "number check (the product)": True}  # name -> number_check
 
 
 def make_book(book_id: str, title: str, texts: list[str]) -> tuple[Book, list[Passage]]:
@@ -97,32 +91,28 @@ def fairytale_items(stories: Path, questions: Path) -> list[dict]:
 
 
 def measure(items: list[dict], reader, passages_read: int) -> list[dict]:
-    """One row per question and variant, for the questions some check acts on (a number or name
-    question, or one with a focus noun); the others are answered alike by every variant."""
-    from retrieval.reader import expected_answer_type, focus_nouns
+    """One row per question and variant, for the questions the check acts on (number questions); the
+    others are answered alike by both variants."""
+    from retrieval.reader import expected_answer_type
 
     rows = []
     for item in items:
         book, passages = make_book(item["book_id"], item["title"], item["texts"])
         p_vecs = reader._encode([p.text for p in passages])
         q_vecs = reader._encode([q["question"] for q in item["questions"]])
-        names = reader.book_names(book)
         for q, q_vec in zip(item["questions"], q_vecs):
-            kind = expected_answer_type(q["question"])
-            focus = focus_nouns(q["question"])
-            if kind is None and not focus:
-                continue  # no check acts on it: every variant answers alike
+            if expected_answer_type(q["question"]) != "number":
+                continue  # the check does not act on it: both variants answer alike
             order = np.argsort(-(p_vecs @ q_vec))[:passages_read]
             candidates = [Candidate(passages[i], float(p_vecs[i] @ q_vec)) for i in order]
             scored = reader.score_sentences(q["question"], candidates, book)
-            for name, (type_check, focus_check) in VARIANTS.items():
-                chosen = reader.choose(q["question"], scored, names if kind == "name" else None,
-                                       type_check=type_check, focus_check=focus_check)
+            for name, number_check in VARIANTS.items():
+                chosen = reader.choose(q["question"], scored, number_check=number_check)
                 sentence = " ".join(chosen.text.split()) if chosen is not None else ""
                 gold = [normalize_answer(a) for a in q["answers"]]
                 rows.append({
                     "qid": q["qid"], "variant": name, "answerable": bool(q["answers"]),
-                    "kind": kind, "focused": bool(focus), "abstained": chosen is None,
+                    "abstained": chosen is None,
                     "hit": bool(sentence) and any(g and g in normalize_answer(sentence) for g in gold),
                     "rouge_l": max_over_gold(rouge_l, sentence, q["answers"]) if q["answers"] and sentence else 0.0,
                 })
@@ -130,13 +120,12 @@ def measure(items: list[dict], reader, passages_read: int) -> list[dict]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Per variant: over the questions some check acts on, and over those each one acts on."""
+    """Per variant, over the questions the check acts on."""
     out: dict = {}
     for name in VARIANTS:
         mine = [r for r in rows if r["variant"] == name]
         out[name] = {}
-        for subset, keep in (("checked", lambda r: True), ("number", lambda r: r["kind"] == "number"),
-                             ("name", lambda r: r["kind"] == "name"), ("focused", lambda r: r["focused"])):
+        for subset, keep in (("checked", lambda r: True),):
             sel = [r for r in mine if keep(r)]
             ans = [r for r in sel if r["answerable"]]
             una = [r for r in sel if not r["answerable"]]

@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from retrieval.grounding import _DETERMINERS, _possessive, candidate_nouns
 from retrieval.text import split_sentences
 from vignette import offline
 from vignette.documents import Answer, Book, Candidate, Evidence, Passage
@@ -624,8 +623,7 @@ class SentenceReader:
         rank_penalty: float = 0.0,
         notice: str | None = None,
         cache_dir: Callable[[str], Path | None] | None = None,
-        focus_check: bool = True,
-        type_check: bool = True,
+        number_check: bool = True,
     ):
         self.encoder = encoder
         self.model_name = model_name or _encoder_name(encoder)
@@ -638,10 +636,8 @@ class SentenceReader:
             "No question-answering model was available, so the best-matching sentence answered."
         )
         self._books: dict[str, tuple[str, list[tuple[int, int]], Any]] = {}
-        self.type_window = 5  # best sentences searched for the asked-for number or name before abstaining
-        self.focus_check = focus_check  # the answer sentence (or the one before) must name what is asked about
-        self.type_check = type_check  # a number or name question needs a sentence holding one
-        self._names: dict[str, tuple[str, frozenset[str]]] = {}
+        self.type_window = 5  # best sentences searched for the asked-for number before abstaining
+        self.number_check = number_check  # a number question needs a sentence holding a number
 
     @property
     def name(self) -> str:
@@ -683,15 +679,6 @@ class SentenceReader:
                 tmp.replace(path)
         self._books[book.book_id] = (digest, spans, vectors)
         return spans, vectors
-
-    def book_names(self, book: Book) -> frozenset[str]:
-        """The book's names (lower case), for the name-question check; computed once per book."""
-        digest = hashlib.sha1(book.text.encode()).hexdigest()[:16]
-        hit = self._names.get(book.book_id)
-        if hit is None or hit[0] != digest:
-            hit = (digest, name_words(book.text))
-            self._names[book.book_id] = hit
-        return hit[1]
 
     def score_sentences(self, question: str, candidates: Sequence[Candidate], book: Book | None = None) -> list[ScoredSentence]:
         """Every sentence of the candidates, scored against the question, best first."""
@@ -786,10 +773,7 @@ class SentenceReader:
 
     def read(self, question: str, candidates: Sequence[Candidate], book: Book | None = None) -> Answer:
         scored = self.score_sentences(question, candidates, book)
-        names = None
-        if book is not None and self.type_check and expected_answer_type(question) == "name":
-            names = self.book_names(book)
-        best = self.choose(question, scored, names)
+        best = self.choose(question, scored)
         if best is None:
             return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name, notice=self.notice)
         evidence = Evidence(
@@ -810,35 +794,33 @@ class SentenceReader:
             notice=self.notice,
         )
 
-    def choose(self, question: str, scored: Sequence[ScoredSentence], names: frozenset[str] | None = None, *,
-               type_check: bool | None = None, focus_check: bool | None = None) -> ScoredSentence | None:
+    def choose(self, question: str, scored: Sequence[ScoredSentence], *,
+               number_check: bool | None = None) -> ScoredSentence | None:
         """The answering sentence among ``scored`` (best first), or None to abstain.
 
-        Abstains when the best cosine is below ``min_similarity``. With the answer-type check, a question
-        that asks for a number or a name (:func:`expected_answer_type`) is answered only by one of the
-        ``type_window`` best sentences that holds one (:func:`has_answer_type`; ``names``: the book's
-        names); with the focus check, only by one that uses the noun the question asks about, itself or in
-        the sentence before (:func:`focus_nouns`). ``type_check`` / ``focus_check`` override the reader's
-        own switches (``python -m eval.reader_checks`` measures each on and off)."""
+        Abstains when the best cosine is below ``min_similarity``. With the number check, a question that
+        asks for a number ("How many ...?", "How old ...?") is answered only by one of the ``type_window``
+        best sentences that holds one, else not at all. Measured with ``python -m eval.reader_checks`` on
+        data nobody studied while writing it (SQuAD 2.0 dev, first 12 articles, the 444 number questions):
+        sentences holding a gold answer 76.8% -> 78.3% of the answerable, wrong answers 21.7% -> 19.8%,
+        unanswerable abstained 1.7% -> 2.1%; FairytaleQA val's 7 number questions unchanged. A name check
+        (a "what was the name" question needs a capitalised word it lacks) and a focus check (the sentence
+        or the one before must use the noun asked about) were measured the same way and removed: the name
+        check cut those hits from 67.6% to 45.6% and raised wrong answers; the focus check cut hits from
+        70.8% to 65.2% on SQuAD (abstentions 3.7% -> 12.5%) and from 41.9% to 39.3% on FairytaleQA."""
         if not scored or scored[0].similarity < self.min_similarity:
             return None
-        type_check = self.type_check if type_check is None else type_check
-        focus_check = self.focus_check if focus_check is None else focus_check
-        wanted = expected_answer_type(question) if type_check else None
-        focus = focus_nouns(question) if focus_check else []
-        if wanted is None and not focus:
+        number_check = self.number_check if number_check is None else number_check
+        if not number_check or expected_answer_type(question) != "number":
             return scored[0]
         for s in scored[: self.type_window]:
-            if wanted is not None and not has_answer_type(wanted, s.text, question, names):
-                continue
-            if focus and not mentions_focus(focus, s.context + " " + s.text):
-                continue
-            return s
+            if has_answer_type("number", s.text, question):
+                return s
         return None
 
 
 # --------------------------------------------------------------------------------------------------------
-# Answer types and the asked-about noun, for the readers' abstain decisions
+# Answer types, for the readers' abstain decisions
 # --------------------------------------------------------------------------------------------------------
 
 _NUMBER_WORDS = frozenset(
@@ -870,25 +852,10 @@ def expected_answer_type(question: str) -> str | None:
     return None
 
 
-def name_words(text: str) -> frozenset[str]:
-    """Words a text uses as names (lower-cased): capitalised at least twice in mid-sentence and hardly
-    ever in lower case (a name, not an ordinary noun that a title or a sentence opening capitalises)."""
-    from collections import Counter
-
-    mid: Counter = Counter()
-    lower: Counter = Counter()
-    for m in re.finditer(r"(?<=[a-z,;:] )([A-Z][a-z]+)|\b([a-z]+)\b", text):
-        if m.group(1):
-            mid[m.group(1).lower()] += 1
-        else:
-            lower[m.group(2)] += 1
-    return frozenset(w for w, c in mid.items() if c >= 2 and lower[w] <= 0.2 * c)
-
-
-def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[str] | None = None) -> bool:
-    """Whether ``sentence`` holds a number (digits or a number word) for a "number" question, or for a
-    "name" question a capitalised word the question lacks that is not a function word opening a sentence
-    (one of ``names``, the book's names, when given)."""
+def has_answer_type(kind: str, sentence: str, question: str) -> bool:
+    """Whether ``sentence`` (a span or a sentence) holds a number (digits or a number word) for a "number"
+    question, or for a "name" question a capitalised word the question lacks that is not a function word
+    opening a sentence. (The sentence reader checks numbers only: see :meth:`SentenceReader.choose`.)"""
     tokens = _TOKEN.findall(sentence)
     if kind != "name":
         return any(t.isdigit() or any(part in _NUMBER_WORDS for part in t.lower().split("-")) for t in tokens)
@@ -898,76 +865,13 @@ def has_answer_type(kind: str, sentence: str, question: str, names: frozenset[st
         core = _strip_possessive(low)
         if not tok[0].isupper() or low in _STOP or core in _STOP:
             continue
-        if core not in asked and (names is None or core in names):
+        if core not in asked:
             return True
     return False
 
 
 def _strip_possessive(word: str) -> str:
     return re.sub(r"['\u2019]s?$", "", word)
-
-
-_TEXT_TOKEN = re.compile(r"[A-Za-z]+(?:[-'\u2019][A-Za-z]+)*")
-
-
-@functools.lru_cache(maxsize=65536)
-def _noun_key(word: str) -> str:
-    """A word's noun lemma (lemminflect: "children" -> child, "dogs'" -> dog), possessive and hyphens
-    dropped ("step-daughter" is a stepdaughter; "dog-cart" stays a dogcart, no dog)."""
-    from lemminflect import getLemma
-
-    w = _strip_possessive(word.lower()).replace("-", "")
-    lemmas = getLemma(w, upos="NOUN") if w else ()
-    return lemmas[0] if lemmas else w
-
-
-_SUBORDINATORS = frozenset("when whenever while after before until till since because though although if once "
-                           "unless whereas".split())
-
-
-def focus_nouns(question: str) -> list[str]:
-    """The common nouns a factoid question asks about ("dog" in "What was the name of the miller's dog?",
-    "brothers" in "How many brothers did Henry have?"): the grounding check's nouns of the question,
-    without its names, without a noun that only introduces a name ("her brother Toby"), and, in a question
-    with do-support, only those of the wh-phrase (the answer may call the subject "he"), and none in a
-    clause that says when or why ("... when she came into the square"). The words after such a noun in its
-    phrase count as well, for a noun taken for an adjective ("the little old woman"). [] for why / how /
-    what-happened questions, which the book may answer in other words."""
-    nouns = set(candidate_nouns(question))
-    if not nouns:
-        return []
-    words = _TOKEN.findall(question)
-    lows = [_strip_possessive(w).lower() for w in words]
-    allowed = set(range(len(words)))
-    do = next((i for i, w in enumerate(lows) if w in ("do", "does", "did")), None)
-    if do is not None:  # only the wh-phrase ("How many brothers did ..."); the subject is often "he" in the answer
-        allowed = set(range(do))
-    clause = next((i for i, w in enumerate(lows) if i > 0 and w in _SUBORDINATORS), None)
-    if clause is not None:  # "... when she came into the square": when, not what, is asked about
-        allowed = {i for i in allowed if i < clause}
-    out: list[str] = []
-    for i in sorted(allowed):
-        w = lows[i]
-        if w not in nouns or w in out or (i > 0 and words[i][:1].isupper()):
-            continue
-        if i + 1 < len(words) and words[i + 1][:1].isupper():
-            continue  # in apposition to a name: "Wren's brother Toby" asks about Toby
-        if i == 0 or not (words[i - 1].lower() in _DETERMINERS or _possessive(words[i - 1])):
-            continue  # only right after a determiner or a possessive ("the people doing" is no noun phrase)
-        out.append(w)
-        for nxt, low in zip(words[i + 1 : i + 3], lows[i + 1 : i + 3]):
-            if not nxt[:1].islower() or low in _STOP or len(low) < 3:
-                break
-            if low not in out:
-                out.append(low)
-    return out
-
-
-def mentions_focus(focus: Sequence[str], text: str) -> bool:
-    """Whether ``text`` uses one of the ``focus`` nouns in some form of the same noun lemma (plural,
-    irregular plural, possessive, with or without a hyphen); a compound is its own word."""
-    keys = {_noun_key(t) for t in _TEXT_TOKEN.findall(text)}
-    return any(_noun_key(w) in keys for w in focus)
 
 
 # --------------------------------------------------------------------------------------------------------
