@@ -655,8 +655,6 @@ class SentenceReader:
 
     def book_sentences(self, book: Book) -> tuple[list[tuple[int, int]], Any]:
         """(sentence offsets, unit vectors) for every sentence of ``book``: computed once, then cached."""
-        import hashlib
-
         import numpy as np
 
         digest = hashlib.sha1(f"{self.model_name}\x00{book.text}".encode()).hexdigest()[:16]
