@@ -163,55 +163,35 @@ _BE = {"was", "were", "is", "are"}
 _WH = ("who", "whom", "what", "where", "when", "why", "how")
 _DETS = {"the", "a", "an", "this", "that", "these", "those"}
 
-# Irregular verbs: base -> (past, past participle). General English.
-IRREGULAR_VERBS: dict[str, tuple[str, str]] = {
-    "arise": ("arose", "arisen"), "awake": ("awoke", "awoken"), "be": ("was", "been"), "bear": ("bore", "born"),
-    "beat": ("beat", "beaten"), "become": ("became", "become"), "begin": ("began", "begun"),
-    "bend": ("bent", "bent"), "bet": ("bet", "bet"), "bind": ("bound", "bound"), "bite": ("bit", "bitten"),
-    "bleed": ("bled", "bled"), "blow": ("blew", "blown"), "break": ("broke", "broken"),
-    "bring": ("brought", "brought"), "build": ("built", "built"), "burn": ("burnt", "burnt"),
-    "burst": ("burst", "burst"), "buy": ("bought", "bought"), "cast": ("cast", "cast"),
-    "catch": ("caught", "caught"), "choose": ("chose", "chosen"), "cling": ("clung", "clung"),
-    "come": ("came", "come"), "cost": ("cost", "cost"), "creep": ("crept", "crept"), "cut": ("cut", "cut"),
-    "deal": ("dealt", "dealt"), "dig": ("dug", "dug"), "do": ("did", "done"), "draw": ("drew", "drawn"),
-    "dream": ("dreamt", "dreamt"), "drink": ("drank", "drunk"), "drive": ("drove", "driven"),
-    "eat": ("ate", "eaten"), "fall": ("fell", "fallen"), "feed": ("fed", "fed"), "feel": ("felt", "felt"),
-    "fight": ("fought", "fought"), "find": ("found", "found"), "flee": ("fled", "fled"),
-    "fling": ("flung", "flung"), "fly": ("flew", "flown"), "forbid": ("forbade", "forbidden"),
-    "forget": ("forgot", "forgotten"), "forgive": ("forgave", "forgiven"), "freeze": ("froze", "frozen"),
-    "get": ("got", "got"), "give": ("gave", "given"), "go": ("went", "gone"), "grind": ("ground", "ground"),
-    "grow": ("grew", "grown"), "hang": ("hung", "hung"), "have": ("had", "had"), "hear": ("heard", "heard"),
-    "hide": ("hid", "hidden"), "hit": ("hit", "hit"), "hold": ("held", "held"), "hurt": ("hurt", "hurt"),
-    "keep": ("kept", "kept"), "kneel": ("knelt", "knelt"), "know": ("knew", "known"), "lay": ("laid", "laid"),
-    "lead": ("led", "led"), "lean": ("leant", "leant"), "leap": ("leapt", "leapt"), "learn": ("learnt", "learnt"),
-    "leave": ("left", "left"), "lend": ("lent", "lent"), "let": ("let", "let"), "lie": ("lay", "lain"),
-    "light": ("lit", "lit"), "lose": ("lost", "lost"), "make": ("made", "made"), "mean": ("meant", "meant"),
-    "meet": ("met", "met"), "pay": ("paid", "paid"), "put": ("put", "put"), "quit": ("quit", "quit"),
-    "read": ("read", "read"), "ride": ("rode", "ridden"), "ring": ("rang", "rung"), "rise": ("rose", "risen"),
-    "run": ("ran", "run"), "say": ("said", "said"), "see": ("saw", "seen"), "seek": ("sought", "sought"),
-    "sell": ("sold", "sold"), "send": ("sent", "sent"), "set": ("set", "set"), "sew": ("sewed", "sewn"),
-    "shake": ("shook", "shaken"), "shine": ("shone", "shone"), "shoot": ("shot", "shot"),
-    "show": ("showed", "shown"), "shrink": ("shrank", "shrunk"), "shut": ("shut", "shut"),
-    "sing": ("sang", "sung"), "sink": ("sank", "sunk"), "sit": ("sat", "sat"), "sleep": ("slept", "slept"),
-    "slide": ("slid", "slid"), "sling": ("slung", "slung"), "slit": ("slit", "slit"), "speak": ("spoke", "spoken"),
-    "speed": ("sped", "sped"), "spend": ("spent", "spent"), "spill": ("spilt", "spilt"), "spin": ("spun", "spun"),
-    "spit": ("spat", "spat"), "split": ("split", "split"), "spread": ("spread", "spread"),
-    "spring": ("sprang", "sprung"), "stand": ("stood", "stood"), "steal": ("stole", "stolen"),
-    "stick": ("stuck", "stuck"), "sting": ("stung", "stung"), "stink": ("stank", "stunk"),
-    "strike": ("struck", "struck"), "string": ("strung", "strung"), "strive": ("strove", "striven"),
-    "swear": ("swore", "sworn"), "sweep": ("swept", "swept"), "swell": ("swelled", "swollen"),
-    "swim": ("swam", "swum"), "swing": ("swung", "swung"), "take": ("took", "taken"),
-    "teach": ("taught", "taught"), "tear": ("tore", "torn"), "tell": ("told", "told"),
-    "think": ("thought", "thought"), "throw": ("threw", "thrown"), "tread": ("trod", "trodden"),
-    "understand": ("understood", "understood"), "wake": ("woke", "woken"), "wear": ("wore", "worn"),
-    "weave": ("wove", "woven"), "weep": ("wept", "wept"), "win": ("won", "won"), "wind": ("wound", "wound"),
-    "wring": ("wrung", "wrung"), "write": ("wrote", "written"),
-}
-_PAST_TO_BASE: dict[str, str] = {}
-for _base, (_past, _part) in IRREGULAR_VERBS.items():
-    _PAST_TO_BASE.setdefault(_past, _base)
-    _PAST_TO_BASE.setdefault(_part, _base)
-_PAST_TO_BASE["were"] = "be"
+# Verb forms come from lemminflect's English lexicon (data in the wheel), not from a hand-written table.
+
+
+@lru_cache(maxsize=65536)
+def irregular_base(word: str) -> str | None:
+    """The base of an irregular past or past participle ("found" -> find, "were" -> be, "put" -> put),
+    else None (regular "-ed" forms, and words that are no verb form)."""
+    from lemminflect import getAllInflections, getAllLemmas
+
+    w = word.lower()
+    if not w.isalpha() or w.endswith("ed"):
+        return None
+    for base in getAllLemmas(w, upos="VERB").get("VERB", ()):
+        forms = getAllInflections(base, upos="VERB")
+        if w in forms.get("VBD", ()) + forms.get("VBN", ()):
+            return base
+    return None
+
+
+@lru_cache(maxsize=65536)
+def is_irregular_verb(word: str) -> bool:
+    """Whether ``word`` is the base of a verb whose past is not made with "-ed" ("hide", "keep", "be")."""
+    from lemminflect import getAllInflections
+
+    w = word.lower()
+    forms = getAllInflections(w, upos="VERB") if w.isalpha() else {}
+    past = forms.get("VBD", ())
+    return bool(past) and w in forms.get("VB", ()) and not any(p.endswith("ed") for p in past)
+
 
 # After "her", words that show it is an object ("tell her about"), not a possessive ("her sister").
 _AFTER_OBJECT = FUNCTION_WORDS | {"again", "first", "last", "next", "later", "now", "today", "alone",
@@ -227,7 +207,7 @@ _DOTTED_TITLE = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Messrs|Mme|Mlle|Capt|Col|Gen|Rev
 
 
 def _undot_titles(text: str) -> str:
-    """"Mr. Bennet" -> "Mr  Bennet": the title's full stop becomes a space, so offsets stay the same and
+    """"Mr. Lark" -> "Mr  Lark": the title's full stop becomes a space, so offsets stay the same and
     the title is read as one (American and older British texts write "Mr.", "Mrs.", "Dr.")."""
     return _DOTTED_TITLE.sub(lambda m: m.group(1) + " ", text)
 
@@ -266,50 +246,31 @@ def _finish_question(text: str) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def base_of(verb: str, lexicon: frozenset[str] | set[str] = frozenset()) -> str:
-    """Base form of a past or third-person form: found -> find, hoped -> hope, stopped -> stop, keeps -> keep.
+def base_of(verb: str) -> str:
+    """Base form of a past or third-person form (lemminflect): found -> find, hoped -> hope, stopped -> stop,
+    keeps -> keep."""
+    from lemminflect import getLemma
 
-    Regular forms are checked against the book's own vocabulary to pick between candidates."""
     v = verb.lower()
-    if v in _PAST_TO_BASE:
-        return _PAST_TO_BASE[v]
-    if v.endswith("ied") and len(v) > 4:
-        return v[:-3] + "y"
-    if v.endswith("ed") and len(v) > 3:
-        stem = v[:-2]
-        if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] not in "lsz" and stem[:-1] in lexicon:
-            return stem[:-1]  # stopped -> stop
-        if v[:-1] in lexicon and (stem not in lexicon or stem.endswith(("v", "c", "u"))):
-            return v[:-1]  # hoped -> hope
-        if stem.endswith(("v", "u")) or (stem.endswith("c") and not stem.endswith("ck")):
-            return v[:-1]  # loved -> love, argued -> argue
-        return stem
-    if v.endswith("ies") and len(v) > 4:
-        return v[:-3] + "y"
-    if v.endswith(("ches", "shes", "sses", "xes", "oes")):
-        return v[:-2]
-    if v.endswith("s") and not v.endswith("ss") and len(v) > 3:
-        return v[:-1]
-    return v
+    base = irregular_base(v)
+    if base is not None:
+        return base
+    lemmas = getLemma(v, upos="VERB") if v.isalpha() else ()
+    return lemmas[0] if lemmas else v
 
 
-def past_of(base: str, lexicon: frozenset[str] | set[str] = frozenset()) -> str:
+def past_of(base: str) -> str:
+    """Simple past of a base form (lemminflect): hide -> hid, climb -> climbed, stop -> stopped."""
+    from lemminflect import getInflection
+
     b = base.lower()
-    if b in IRREGULAR_VERBS:
-        return IRREGULAR_VERBS[b][0]
-    if b.endswith("e"):
-        return b + "d"
-    if b.endswith("y") and len(b) > 2 and b[-2] not in "aeiou":
-        return b[:-1] + "ied"
-    doubled = b + b[-1] + "ed"
-    if doubled in lexicon:
-        return doubled
-    return b + "ed"
+    forms = getInflection(b, tag="VBD") if b.isalpha() else ()
+    return forms[0] if forms else b + "ed"
 
 
 def is_past_form(word: str) -> bool:
     w = word.lower()
-    return w in _PAST_TO_BASE or (w.endswith("ed") and len(w) > 3)
+    return irregular_base(w) is not None or (w.endswith("ed") and len(w) > 3)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -612,7 +573,7 @@ class CharacterIndex:
             known = any(_strip_possessive(w)[0] in self.name_words for w in words)
             has_title = any(w.lower() in HONORIFICS and w[:1].isupper() for w in words[:-1])
             place = any(_strip_possessive(w)[0] in self.places for w in words) and not has_title
-            if place:  # "Netherfield Park": where people go, whatever pronouns happen to follow it
+            if place:  # "Ashford Park": where people go, whatever pronouns happen to follow it
                 kind = "thing"
                 gender = None
             elif gender in ("f", "m") or has_title:
@@ -634,8 +595,8 @@ class CharacterIndex:
                 continue  # "That's right", "It's gone": a contraction of "is", not an owner
             words = []
             for w in m.group(2).split():
-                if w in FUNCTION_WORDS or w in AUX or w in _PAST_TO_BASE or (
-                        words and (w in IRREGULAR_VERBS or (w.endswith(("ed", "ing")) and len(w) > 4)
+                if w in FUNCTION_WORDS or w in AUX or irregular_base(w) is not None or (
+                        words and (is_irregular_verb(w) or (w.endswith(("ed", "ing")) and len(w) > 4)
                                    or (w not in self.nounish and _looks_like_verb(w, self)))):
                     break
                 words.append(w)
@@ -698,7 +659,7 @@ def _split_subject(words: list[str], index: CharacterIndex) -> tuple[list[str], 
 
 
 def _looks_like_verb(word: str, index: CharacterIndex) -> bool:
-    if word in IRREGULAR_VERBS:
+    if is_irregular_verb(word):
         return True
     lex = index.lexicon
     return any(form in lex for form in (word + "ed", word + "d", word[:-1] + "ied" if word.endswith("y") else "",
@@ -721,7 +682,7 @@ def _parse_question(question: str, index: CharacterIndex) -> _Parsed | None:
         return _Parsed("do", wh, second, " ".join(subj), rest[0].lower(), " ".join(rest[1:]))
     if second in _BE and len(words) >= 4:
         subj, rest = _split_subject(words[2:], index)
-        if subj and rest and (rest[0].lower().endswith(("ed", "en", "ing")) or rest[0].lower() in _PAST_TO_BASE):
+        if subj and rest and (rest[0].lower().endswith(("ed", "en", "ing")) or irregular_base(rest[0]) is not None):
             return _Parsed("be", wh, second, " ".join(subj), rest[0].lower(), " ".join(rest[1:]))
         return None
     if wh == "who" and second not in AUX and second not in FUNCTION_WORDS and len(words) >= 2:
@@ -925,7 +886,7 @@ class OfflineResolver:
             if family == "pl" and m.kind == "plural":
                 return True
             if family == "n" and (m.kind == "thing" or (m.kind == "unknown" and m.gender is None)):
-                return True  # "the Cheshire Cat ... when it vanished": a named creature of no stated sex
+                return True  # "the Brindle Fox ... when it vanished": a named creature of no stated sex
         if family == "pl" and sum(1 for m in before if m.kind == "person") >= 2:
             return True
         return False
@@ -997,7 +958,7 @@ class OfflineResolver:
         # otherwise the things of the question come first
         what_question = ex.question.strip().lower().startswith(("what ", "which "))
         q_text = ex.question.lower()
-        # the answer's new things only: "a Cheshire cat" answering a question about the Cheshire Cat is not new
+        # the answer's new things only: "a brindle fox" answering a question about the Brindle Fox is not new
         a_mentions = [m for m in a_mentions if m.surface.split()[-1].lower() not in q_text]
         if not short_answer:
             # a sentence for an answer: only a name it brings in ("a White Rabbit") can be the new focus
@@ -1070,7 +1031,7 @@ class OfflineResolver:
                         aux = "does"
                     else:
                         aux = "do"
-                    return _finish_question(f"{New} {aux} {subj} {base_of(p.verb, self.index.lexicon)} {p.tail}")
+                    return _finish_question(f"{New} {aux} {subj} {base_of(p.verb)} {p.tail}")
             if p.kind == "be" and p.wh not in ("what", "who"):
                 return _finish_question(f"{New} {p.aux} {p.subj} {p.verb} {p.tail}")
         return f"{_finish_question(ex.question)} {New}?"
@@ -1087,7 +1048,7 @@ class OfflineResolver:
                 if not filler:
                     return None
                 tail = f"{filler} {tail}".strip()
-            verb = past_of(p.verb, self.index.lexicon) if p.aux == "did" else p.verb + ("s" if p.aux == "does" else "")
+            verb = past_of(p.verb) if p.aux == "did" else p.verb + ("s" if p.aux == "does" else "")
             return " ".join(f"{_lower_det(p.subj)} {verb} {tail}".split())
         if p.kind == "who":
             subj = self._answer_subject(ex)

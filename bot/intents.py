@@ -197,14 +197,14 @@ def _strip_scene(scene: str) -> str:
 
 def _question_from_clause(wh: str, clause: str) -> str:
     """"where" + "the sisters met the stranger" -> "Where did the sisters meet the stranger?"."""
-    from bot.followups import IRREGULAR_VERBS, _PAST_TO_BASE, base_of
+    from bot.followups import base_of, irregular_base, is_irregular_verb
 
     words = clause.rstrip(" ?.!").split()
     wh_cap = wh.capitalize()
     if not words:
         return wh_cap + "?"
     # "show me who found the letter": the clause already is a question with a subject gap
-    if wh.lower() in ("who", "what", "which") and (words[0].lower() in _PAST_TO_BASE or words[0].lower().endswith("ed")
+    if wh.lower() in ("who", "what", "which") and (irregular_base(words[0]) is not None or words[0].lower().endswith("ed")
                                                     or words[0].lower() in ("was", "were", "is", "are")):
         return f"{wh_cap} {' '.join(words)}?"
     # find the first verb after the subject: an irregular past form or a regular -ed
@@ -213,7 +213,7 @@ def _question_from_clause(wh: str, clause: str) -> str:
         if lw in ("was", "were", "is", "are", "had", "has"):
             subject = " ".join(words[:i])
             return f"{wh_cap} {lw} {subject} {' '.join(words[i + 1:])}".strip() + "?"
-        if (lw in _PAST_TO_BASE and lw not in IRREGULAR_VERBS) or (lw.endswith("ed") and len(lw) > 3):
+        if (irregular_base(lw) is not None and not is_irregular_verb(lw)) or (lw.endswith("ed") and len(lw) > 3):
             subject = " ".join(words[:i])
             rest = " ".join(words[i + 1:])
             return f"{wh_cap} did {subject} {base_of(lw)} {rest}".strip() + "?"

@@ -177,6 +177,7 @@ class Runner:
     run_standalone: bool = True
     companions: dict[str, Any] = field(default_factory=dict)
     sessions: list[tuple[Any, str, str]] = field(default_factory=list)  # (companion, session, book) to forget
+    reader: str | None = None  # overrides VIGNETTE_READER (and a file's settings) when given
 
     def forget_sessions(self) -> None:
         """Remove the evaluation's conversations from the memory file (the report keeps what they said)."""
@@ -191,6 +192,8 @@ class Runner:
         if key not in self.companions:
             if self.data_dir is not None:
                 overrides = {**overrides, "data_dir": self.data_dir}
+            if self.reader is not None:
+                overrides = {**overrides, "reader": self.reader}
             self.companions[key] = Companion(Settings.from_env(**overrides))
         return self.companions[key]
 
@@ -383,12 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for report.json and report.md")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--data-dir", type=Path, help="data dir (default: $VIGNETTE_DATA_DIR or ./var)")
+    parser.add_argument("--reader", help="who answers: by default the product's default reader (VIGNETTE_READER, "
+                        "resolved as the bot resolves it); a QA model folder or hub id, or 'sentence'")
     parser.add_argument("--no-standalone", action="store_true",
                         help="skip running each follow-up's standalone form (faster; no comparison)")
     args = parser.parse_args(argv)
     try:
         conversations = [load_conversation(p) for p in args.files]
-        runner = Runner(data_dir=args.data_dir, run_standalone=not args.no_standalone)
+        runner = Runner(data_dir=args.data_dir, run_standalone=not args.no_standalone, reader=args.reader)
         results = []
         for conv in conversations:
             print(f"{conv.path.name}: {len(conv.turns)} turns ...", file=sys.stderr)

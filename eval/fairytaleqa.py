@@ -3,8 +3,9 @@
 Each story's sections are its passages, searched by the product's own :class:`HybridRetriever` over an
 in-memory :class:`~retrieval.hybrid.MemorySource` (one index per story; ``--pooled``: all the stories of
 the file in one index). For each question: recall@1/3/5 and the reciprocal rank of the first gold
-section; with ``--reader``, the answer read from the top passages scored by token F1 and ROUGE-L F1 (max
-over the two gold answers, SQuAD normalisation) and the abstain rate. Everything is reported overall and
+section; and the answer read from the top passages by the product's default reader (as the bot resolves
+``VIGNETTE_READER``; ``--reader`` names another, ``--reader none`` measures retrieval alone), scored by
+token F1 and ROUGE-L F1 (max over the two gold answers, SQuAD normalisation) and the abstain rate. Everything is reported overall and
 split by explicit / implicit questions, in ``metrics.json`` and ``metrics.md`` (plus every question's
 ranking in ``rankings.jsonl``).
 
@@ -126,16 +127,17 @@ def evaluate(args, settings: Settings) -> dict:
                                      fingerprint=fingerprint, tokenizer=retriever.tokenizer, passage_vectors=settings.passage_vectors)
                    for sid, ps in stories.items()}
     reader = None
-    if args.reader:
+    if args.reader is None or args.reader.strip().lower() != "none":  # the product's default reader unless told otherwise
         from retrieval.reader import load_reader
 
-        reader = load_reader(settings.replace(reader=str(args.reader)))
+        reader = load_reader(settings if args.reader is None else settings.replace(reader=str(args.reader)))
         if getattr(reader, "notice", None):
             print(f"note: {reader.notice}", file=sys.stderr)
 
     depth = max(0, args.reader_rerank)
     if depth and not hasattr(reader, "rerank_and_read"):
-        raise VignetteError("--reader-rerank needs an extractive QA reader: --reader FOLDER (not the sentence fallback).")
+        raise VignetteError(f"--reader-rerank needs an extractive QA reader (--reader FOLDER); the reader here is "
+                            f"{getattr(reader, 'name', 'none')}.")
 
     vocabularies = {}
     if args.grounding is not None:
@@ -217,7 +219,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fuse: the poly-encoder joins the fusion; replace: its order alone over the fused top N")
     parser.add_argument("--rerank-depth", type=int, default=20, help="N: fused candidates the poly-encoder re-orders "
                         "(RRF, or replace; score fusion scores the whole pool)")
-    parser.add_argument("--reader", help="QA model folder or hub id ('sentence' for the sentence fallback)")
+    parser.add_argument("--reader", help="who reads the answers: by default the product's default reader "
+                        "(VIGNETTE_READER, resolved as the bot resolves it); a QA model folder or hub id; 'sentence' "
+                        "for the sentence fallback; 'none' for retrieval only")
     parser.add_argument("--cross", type=Path, help="a trained cross-encoder folder (python -m retrieval.train_cross) "
                         "re-scoring the fused top --cross-depth")
     parser.add_argument("--cross-depth", type=int, default=Settings.cross_depth,

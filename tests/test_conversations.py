@@ -73,9 +73,12 @@ def test_runner_scores_a_conversation_and_writes_the_report(settings, tmp_path, 
     missing = tmp_path / "missing.yaml"
     missing.write_text("book: no/such/novel.txt\nturns:\n  - user: hello\n", encoding="utf-8")
     out = tmp_path / "report"
-    assert main([str(conv), str(missing), "--out", str(out), "--data-dir", str(settings.data_dir)]) == 0
+    assert main([str(conv), str(missing), "--out", str(out), "--data-dir", str(settings.data_dir),
+                 "--reader", "sentence"]) == 0
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["meta"]["reader"].startswith("sentence:")
+    assert "sentence reader was asked for" in json.dumps(report["meta"]["status"])  # --reader reached the bot
     summary = report["summary"]
     assert summary["skipped"][0]["reason"].startswith("the book 'no/such/novel.txt' is not ingested")
     turns = report["conversations"][0]["turns"]

@@ -32,7 +32,7 @@ def test_bm25_metrics_match_a_direct_computation(slice_files, tmp_path):
     stories_path, questions_path, stories, questions = slice_files
     out = tmp_path / "bm25"
     assert main(["--stories", str(stories_path), "--questions", str(questions_path), "--retriever", "bm25",
-                 "--out", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+                 "--reader", "none", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     # The same numbers by hand: one BM25 index per story, r@1 = gold section first.
     hits = 0
@@ -44,7 +44,7 @@ def test_bm25_metrics_match_a_direct_computation(slice_files, tmp_path):
     assert metrics["overall"]["r@1"] == pytest.approx(100 * hits / len(questions), abs=0.01)
     assert metrics["overall"]["n"] == len(questions)
     assert metrics["explicit"]["n"] + metrics["implicit"]["n"] == len(questions)
-    assert "f1" not in metrics["overall"]  # no reader, no reader metrics
+    assert "f1" not in metrics["overall"] and metrics["config"]["reader"] is None  # --reader none: retrieval only
     assert metrics["config"]["index"] == "per story"
 
 
@@ -66,3 +66,23 @@ def test_hybrid_with_reader_writes_every_key(slice_files, tmp_path, settings, mo
     rankings = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
     assert len(rankings) == len(questions)
     assert all(r["answer"] is not None for r in rankings)
+
+
+def test_without_reader_flag_the_product_default_reader_answers(slice_files, tmp_path, settings, monkeypatch):
+    """No --reader: the reader the bot would use (VIGNETTE_READER through load_reader), here one whose model
+    is not on the machine, so the bot's own fallback answers and the figures are the user's."""
+    from retrieval.reader import load_reader
+    from vignette.settings import Settings
+
+    stories_path, questions_path, _, questions = slice_files
+    monkeypatch.setenv("VIGNETTE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("VIGNETTE_READER", str(tmp_path / "no-such-reader"))
+    out = tmp_path / "default"
+    assert main(["--stories", str(stories_path), "--questions", str(questions_path), "--retriever", "bm25",
+                 "--limit", "3", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["reader"] == load_reader(Settings.from_env()).name
+    assert metrics["config"]["reader"].startswith("sentence:")
+    assert "rouge_l" in metrics["overall"] and metrics["overall"]["n"] == 3
+    rankings = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in rankings] == [q["qid"] for q in questions[:3]] and all("answer" in r for r in rankings)

@@ -62,17 +62,19 @@ def test_mentions_find_people_groups_and_things(index):
 
 
 def test_verb_forms():
-    lexicon = {"hope", "stop", "climb", "stopped", "hoped"}
     assert base_of("found") == "find"
     assert base_of("hid") == "hide"
-    assert base_of("hoped", lexicon) == "hope"
-    assert base_of("stopped", lexicon) == "stop"
-    assert base_of("climbed", lexicon) == "climb"
+    assert base_of("hoped") == "hope"
+    assert base_of("stopped") == "stop"
+    assert base_of("climbed") == "climb"
     assert base_of("carried") == "carry"
     assert base_of("keeps") == "keep"
     assert past_of("hide") == "hid"
     assert past_of("climb") == "climbed"
-    assert past_of("stop", {"stopped"}) == "stopped"
+    assert past_of("stop") == "stopped"
+    # forms no hand-written table here ever listed come from the lexicon too
+    assert base_of("slew") == "slay" and base_of("strewn") == "strew" and base_of("were") == "be"
+    assert past_of("slay") == "slew" and past_of("bring") == "brought"
 
 
 # ---- follow-ups rewritten ---------------------------------------------------------------------------------
@@ -205,12 +207,12 @@ def test_dotted_titles_are_titles():
 
 
 def test_a_creature_named_in_the_question_binds_it_and_contractions_are_not_things():
-    text = ("Alice met the Cheshire Cat. The Cheshire Cat grinned. The Cheshire Cat vanished. Alice sighed. "
-            "Alice said she would go. The Queen shouted. The Queen was angry and she shouted.")
+    text = ("Nell met the Brindle Fox. The Brindle Fox grinned. The Brindle Fox vanished. Nell sighed. "
+            "Nell said she would go. The Queen shouted. The Queen was angry and she shouted.")
     resolver = OfflineResolver(CharacterIndex.from_text(text))
     history = [E("What did the Queen shout when she was angry?", "\u201cThat\u2019s right!\u201d shouted the Queen.",
                  "\u201cThat\u2019s right!\u201d shouted the Queen.")]
-    question = "What did the Cheshire Cat leave behind when it vanished?"
+    question = "What did the Brindle Fox leave behind when it vanished?"
     rewrite = resolver.rewrite(question, history)
     assert (rewrite.question, rewrite.rewritten) == (question, False)
     assert [m.surface for m in resolver.index.mentions(history[0].answer)] == ["the Queen"]

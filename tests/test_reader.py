@@ -271,52 +271,29 @@ def test_sentence_reader_picks_the_matching_sentence(minilm_path):
         assert sent.score == pytest.approx(plain[sent.text] - (0.0 if sent.text in first else 0.5))
 
 
-@pytest.mark.parametrize(
-    "question, focus",
-    [
-        ("What was the name of Victor's dog?", ["dog"]),
-        ("How many brothers did Henry Clerval have?", ["brothers"]),
-        ("What was the name of the Bennets' cook?", ["cook"]),
-        ("Who was the mayor of Geneva?", ["mayor"]),  # Geneva is a name, not what is asked about
-        ("What did Alice see running close by her?", []),
-        ("How old is Wren Tolley's brother Toby?", []),  # asks about Toby, whom the answer may not call a brother
-        ("How many of its feathers did the bird lose?", ["feathers"]),  # "its" is no noun
-        # With do-support only the wh-phrase counts: the answer may call the lad "he", and the door is
-        # where, not what, is asked about.
-        ("What did the lad do when he sat before the church door?", []),
-        ("Why did Wren hide the letter?", []),  # answered by inference, in words the book need not use
-    ],
-)
-def test_focus_nouns(question, focus):
-    from retrieval.reader import focus_nouns
-
-    assert focus_nouns(question) == focus
-
-
-def test_mentions_focus_in_simple_forms_but_not_inside_a_compound():
-    from retrieval.reader import mentions_focus
-
-    assert mentions_focus(["children"], "She had one child, a girl.")
-    assert mentions_focus(["dog"], "The dogs barked at the gate.") and mentions_focus(["dog"], "the dog\u2019s collar")
-    assert not mentions_focus(["dog"], "A tall dog-cart dashed up through the gloom.")
-    assert mentions_focus(["stepdaughter"], "that of his step-daughter")
-    assert not mentions_focus(["brothers"], "Clerval endeavoured to say a few words of consolation.")
-
-
-def test_sentence_reader_answers_only_from_a_sentence_naming_what_is_asked(minilm_path):
+def test_the_sentence_reader_answers_a_number_question_only_with_a_number(minilm_path):
     from sentence_transformers import SentenceTransformer
 
     encoder = SentenceTransformer(str(minilm_path), device="cpu")
     book = _book()
-    candidates = [Candidate(_passage(book, "The fishing", 1), 1.0), Candidate(_passage(book, "The wind", 2), 0.5)]
-    question = "How many dogs did Amos keep?"  # the book counts years, never dogs
-    unchecked = SentenceReader(encoder, model_name="all-MiniLM-L6-v2", focus_check=False).read(question, candidates, book)
-    assert not unchecked.abstained and "forty-seven" in unchecked.answer
-    checked = SentenceReader(encoder, model_name="all-MiniLM-L6-v2").read(question, candidates, book)
-    assert checked.abstained and checked.answer == "" and checked.evidence == []
-    # The sentence before counts: "the light" is named there, the count in the sentence itself.
-    years = SentenceReader(encoder, model_name="all-MiniLM-L6-v2").read("How many years had Amos kept the light?", candidates, book)
-    assert "forty-seven years" in years.answer
+    storm = [Candidate(_passage(book, "The wind", 2), 1.0)]  # chapter 2 holds no number at all
+    both = [Candidate(_passage(book, "The fishing", 1), 1.0)] + storm
+    question = "How many lanterns did Wren carry up the tower?"
+    unchecked = SentenceReader(encoder, model_name="all-MiniLM-L6-v2", number_check=False)
+    checked = SentenceReader(encoder, model_name="all-MiniLM-L6-v2")
+    assert not unchecked.read(question, storm, book).abstained  # the best sentence, number or not
+    answer = checked.read(question, storm, book)
+    assert answer.abstained and answer.answer == "" and answer.evidence == []
+    # With chapter 1 read too, the one sentence holding a number answers, though it is not the best match.
+    checked.type_window = 10
+    scored = checked.score_sentences(question, both, book)
+    assert "forty-seven" not in scored[0].text
+    answer = checked.read(question, both, book)
+    assert not answer.abstained and "forty-seven years" in answer.answer and answer.evidence[0].chapter == 1
+    # A question that asks for no number is answered by the best sentence, checked or not.
+    why = "Why did Wren climb the tower stairs?"
+    assert checked.read(why, both, book).answer == unchecked.read(why, both, book).answer == \
+        " ".join(checked.score_sentences(why, both, book)[0].text.split())
 
 
 def test_load_reader_falls_back_and_says_why(settings, tiny_qa_dir):
@@ -421,12 +398,12 @@ def test_training_lowers_the_loss_saves_a_reader_and_resumes_exactly(tmp_path, t
 @pytest.mark.parametrize(
     "question, kind",
     [
-        ("How old is Captain Elias Dunmore?", "age"),
+        ("How old is Captain Elias Dunmore?", "number"),
         ("How many bells hang in the belfry?", "number"),
         ("In what year does the story take place?", "number"),
         ("Who found the letter?", None),  # answered by a relation or a role as often as by a name
         ("What was the name of the Marigold's mate?", "name"),
-        ("What is the Hatter's real name?", "name"),
+        ("What is the miller's real name?", "name"),
         ("Why did Wren hide the letter?", None),
         ("Where did she hide it?", None),
     ],
@@ -442,72 +419,14 @@ def test_has_answer_type_needs_a_number_or_a_new_name():
 
     assert has_answer_type("number", "She had cracked thirty-one years ago.", "How long?")
     assert has_answer_type("number", "It cost 300 pounds.", "How much?")
+    assert has_answer_type("number", "Toby was sixteen, and he was the tallest boy.", "How old is Toby?")
     assert not has_answer_type("number", "He was broad, with a shaved head.", "How long was the voyage?")
-    # An age is a number a person can be, not a count of something else.
-    assert has_answer_type("age", "Toby was sixteen, and he was the tallest boy.", "How old is Toby?")
-    assert has_answer_type("age", "She was forty-seven years old.", "How old was she?")
-    assert has_answer_type("age", "twelve", "How old is Wren?")
-    assert not has_answer_type("age", "Out of it came Mrs Vane, with one glove on and one glove off.", "How old is Wren?")
-    assert not has_answer_type("age", "He asked me a thousand questions.", "How old is Mr. Darcy?")
-    # A number of years is an age when it is "old" or "of age", not when it measures time.
-    assert has_answer_type("age", "He is now thirty-seven years of age.", "How old is he?")
-    assert not has_answer_type("age", "Some five years ago, during a visit to Warsaw, I met her.", "How old is she?")
-    assert not has_answer_type("age", "He has been for over twenty years proof against it.", "How old is he?")
     assert has_answer_type("name", "Wren found it behind the loose stone.", "Who found the letter?")
-    # Names already in the question do not answer it; a capitalised opening word is no name.
+    # Names already in the question do not answer it (nor their possessives); a capitalised opening
+    # function word is no name.
     assert not has_answer_type("name", "The captain spoke to Wren.", "Who did Wren meet?")
-    # A plural possessive asks about the family: "Mrs. Bennet" does not name the Bennets' cook.
-    assert not has_answer_type("name", "Mrs. Bennet assured him that they kept a good cook.",
-                               "What was the name of the Bennets' cook?")
-    assert has_answer_type("name", "Their cook, Hill, came in.", "What was the name of the Bennets' cook?")
-    # Given the book's names, only they count: "Adventures" is a capitalised common noun, "Dinah" a name.
-    from retrieval.reader import name_words
-
-    names = name_words("They met Dinah by the gate. Then Dinah ran off. Later Dinah slept. Oh, the adventures they had! "
-                       "Her Adventures were many.")
-    assert "dinah" in names and "adventures" not in names
-    assert not has_answer_type("name", "All these strange Adventures of hers.", "What was her name?", names)
-    assert has_answer_type("name", "The cat was called Dinah.", "What was the cat's name?", names)
-
-
-@pytest.mark.parametrize("sentence, context, named", [
-    # The name stands near the noun asked about: after it, before it, or across from the sentence before.
-    ("\u201cYou can imagine that my poor sister Julia and I had no great pleasure in our lives.", "", True),
-    ("\u201cThis is the girl\u2019s stepfather, Mr. James Windibank,\u201d said Holmes.", "", True),
-    ("Pilot was a shaggy brown dog, roughly the size and shape of a hearthrug.", "", True),
-    ("I have written to Colonel Forster to ask him.", "", True),
-    ("His name was Pilot.", "A great dog came bounding down the steps.", True),
-    # A name far from the noun, right before it (a kind of cook, a kind of cat), or after a preposition
-    # (a place, an owner) names no one.
-    ("\u201cAh, Watson,\u201d said Holmes, smiling, \u201cperhaps you would not be very gracious either, if, after "
-     "all the trouble of wooing and wedding, you found yourself deprived in an instant of wife and of fortune.", "", False),
-    ("And even Mr. Darcy acknowledged that the partridges were well done; he has two or three French cooks.", "", False),
-    ("\u201cIt\u2019s a friend of mine\u2014a Cheshire Cat,\u201d said Alice.", "", False),
-    ("A servant in Geneva does not mean the same thing as elsewhere.", "", False),
-    ("She was the wife of Mr. Hardy, the foreman.", "", False),
-])
-def test_a_name_answers_a_name_question_only_near_the_noun_asked_about(sentence, context, named):
-    from retrieval.reader import focus_nouns, has_answer_type
-
-    question = {"sister": "What was the name of Helen Stoner's sister?",
-                "stepfather": "What was the name of Mary Sutherland's stepfather?",
-                "dog": "What is the name of Amos Fenwick's dog?",
-                "Colonel": "What was the name of the regiment's colonel?",
-                "Pilot.": "What is the name of Amos Fenwick's dog?",
-                "wife of": "What was the name of the foreman's wife?",
-                "wife": "What was the name of Watson's wife?",
-                "cooks": "What was the name of the Bennets' cook?",
-                "Cat": "What is the name of Alice's cat?",
-                "servant": "What was the name of the servant?"}
-    q = next(v for k, v in question.items() if k in sentence)
-    focus = focus_nouns(q)
-    assert focus
-    assert has_answer_type("name", sentence, q, None, focus, context) is named
-    # Without a focus any new name will do (the check as it was before).
-    assert has_answer_type("name", sentence + " Then Hester came.", q)
-    # Nor is an interjection opening a line of speech.
-    assert not has_answer_type("name", "\u201cOh, I\u2019ve had such a curious dream!\u201d said Alice.",
-                               "What was the name of Alice's sister?")
+    assert not has_answer_type("name", "Then Wren's captain spoke.", "What was the name of Wren's captain?")
+    assert has_answer_type("name", "Their cook, Hobb, came in.", "What was the name of the Larks' cook?")
 
 
 def test_rank_penalty_weighs_the_retrievers_order_but_never_beats_an_answer(tiny_qa_dir, settings):
@@ -668,7 +587,6 @@ def test_calibrate_writes_the_threshold_into_the_reader_folder(tiny_qa_dir, tmp_
     assert config["abstain_threshold"] == report["abstain_threshold"]
     cal = config["calibration"]
     assert cal["answerable"] == cal["unanswerable"] and cal["answerable"] + cal["answer_not_retrieved"] == len(mine)
-    assert 0.0 <= config["calibration"]["answerable_answered"] <= 100.0
     # An explicit setting still wins over the calibrated value.
     monkeypatch.setenv("VIGNETTE_ABSTAIN_THRESHOLD", "2.5")
     from vignette.settings import Settings
