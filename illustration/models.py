@@ -40,10 +40,7 @@ DEFAULT_DIFFUSION = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CLIP = "ViT-B-32:laion2b_s34b_b79k"
 TINY = "tiny-random"
 TINY_V = "tiny-random-v"
-NOISE_NOTICE = (
-    "This picture is noise: the tiny-random models are untrained and only check the mechanics. "
-    "For real pictures use --models default (or VIGNETTE_IMAGE_MODELS)."
-)
+NOISE_NOTICE = "This picture is noise: the test image models are untrained."  # set-up advice: the app's About panel
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 

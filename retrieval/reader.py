@@ -1086,10 +1086,17 @@ def _in_hf_cache(repo_id: str) -> bool:
 
 
 def fallback_notice(settings: "Settings", reason: str) -> str:
+    """The note an answer of the sentence fallback carries: short and plain. Why the QA model is not used
+    (``reason``) and how to get one (:func:`reader_setup_hint`) are for the app's About panel and
+    ``status``, not for every answer."""
+    return "No question-answering model is installed here, so the best-matching sentence of the book answered."
+
+
+def reader_setup_hint(settings: "Settings") -> str:
+    """How to get short answers instead of the sentence fallback (shown once, in the app's About panel)."""
     hub = settings.reader if settings.reader and "/" in str(settings.reader) and not Path(str(settings.reader)).exists() \
         else "deepset/roberta-base-squad2"
     return (
-        f"No question-answering model was available ({reason}), so the best-matching sentence answered. "
         f"For short answers, point VIGNETTE_READER at a local reader folder (e.g. one written by "
         f"`python -m retrieval.train_reader`), or set VIGNETTE_ALLOW_DOWNLOADS=1 once while online to fetch {hub}."
     )
@@ -1103,7 +1110,8 @@ def load_reader(
     ``encoder`` is the bi-encoder for the fallback (a SentenceTransformer, or a zero-argument callable
     returning one); by default :func:`retrieval.embedding.load_encoder` of ``settings.embedding_model``.
     ``cache_dir(book_id)`` is where the fallback may keep a book's sentence vectors. Never pretends: the
-    fallback's ``notice`` names the model that could not be used and how to get it.
+    fallback's ``reason`` names the model that could not be used; its ``notice`` says in plain words that
+    the best-matching sentence answered.
     """
     choice = resolve_reader(settings)
     if choice.kind == "extractive":
@@ -1117,7 +1125,7 @@ def load_reader(
         from retrieval.embedding import load_encoder
 
         encoder = functools.partial(load_encoder, settings.embedding_model)
-    return SentenceReader(
+    reader = SentenceReader(
         encoder,
         model_name=settings.embedding_model,
         min_similarity=settings.sentence_min_similarity,
@@ -1125,6 +1133,8 @@ def load_reader(
         notice=fallback_notice(settings, choice.reason or "unknown reason"),
         cache_dir=cache_dir,
     )
+    reader.reason = choice.reason or "unknown reason"  # why the QA model is not used: for status, not answers
+    return reader
 
 
 # --------------------------------------------------------------------------------------------------------
