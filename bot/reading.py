@@ -96,7 +96,7 @@ def coverage_note(book: Any) -> str:
     if len(chapters) > 1:
         return ""
     return "This book has no chapter headings, so answers use the whole text." if not chapters or \
-        not getattr(chapters[0], "title", "") else "This book has one chapter; answers use all of it."
+        not getattr(chapters[0], "title", "") else "This book has one chapter; answers use the whole book."
 
 
 # --- starter questions -----------------------------------------------------------------------------------
@@ -141,6 +141,8 @@ def starter_questions(book: Any, sheets: Any = None, limit: int | None = None, n
     names = {a.lower() for s in people for a in (list(s.aliases or []) + [s.name])}
     questions += [f"What is {topic}?" for topic in _title_places(book, upto, names)[:1]]
     questions += [f"Who is {s.name}?" for s in people[1:n]]
+    if len(questions) < n:  # a short text gives the character sheets too little: its full names mid-sentence
+        questions += [f"Who is {name}?" for name in _full_names(book, upto)]
     seen, unique = set(), []
     for q in questions:
         if q.lower() not in seen:
@@ -168,3 +170,23 @@ def _title_places(book: Any, upto: int, people: set[str]) -> list[str]:
                 continue
             found.append(("the " if match.group("the") else "") + name)
     return found
+
+
+_FULL_NAME = re.compile(r"\b(?P<before>[a-z]+[,;]?) (?P<name>[A-Z][a-z]+(?: [A-Z][a-z]+)+)\b")
+_DETERMINERS = {"the", "a", "an", "this", "that", "my", "our", "his", "her", "their", "its", "your"}
+
+
+def _full_names(book: Any, upto: int) -> list[str]:
+    """Capitalised word pairs (or longer) in the middle of sentences, after the first heading and within
+    the limit ("called Ada Finch", not "the Modern Prometheus"), most frequent first: people's full names,
+    for a text too short for character sheets."""
+    text = getattr(book, "text", "") or ""
+    chapters = [c for c in getattr(book, "chapters", None) or [] if c.number <= upto]
+    start = chapters[0].start if chapters else 0
+    end = chapters[-1].end if chapters else len(text)
+    counts: dict[str, int] = {}
+    for match in _FULL_NAME.finditer(text[start:end]):
+        if match.group("before").rstrip(",;") in _DETERMINERS:
+            continue
+        counts[match.group("name")] = counts.get(match.group("name"), 0) + 1
+    return sorted(counts, key=lambda name: -counts[name])
