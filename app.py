@@ -1237,7 +1237,7 @@ def theme() -> gr.themes.Base:
         button_primary_text_color="white", button_primary_text_color_hover="white",
         button_secondary_text_color="*neutral_800", button_cancel_background_fill="#b91c1c",
         button_cancel_background_fill_hover="#991b1b", button_cancel_text_color="white",
-        link_text_color="*primary_800", color_accent_soft="*primary_100",
+        link_text_color="*primary_800", color_accent="*primary_800", color_accent_soft="*primary_100",
         checkbox_label_text_color="*neutral_800",
     )
 
