@@ -372,11 +372,9 @@ def test_keyboard_alone(server, browser):
     page.keyboard.press("Enter")
     bot_messages(page).filter(has_text="Chapter").last.wait_for(timeout=180_000)
     page.wait_for_function("() => !document.querySelector('#vignette-illustrate').disabled", timeout=30_000)
-    settings = page.locator("#vignette-settings")
-    settings.get_by_text("Drawing settings").focus()
-    page.keyboard.press("Enter")  # opens the settings
-    size = page.locator("#vignette-size input")
-    size.focus()
+    tab_to("#vignette-settings button.label-wrap")
+    page.keyboard.press("Enter")  # opens the drawing settings
+    tab_to("#vignette-size input")
     page.keyboard.press("ControlOrMeta+a")
     page.keyboard.type("64x64")
     page.keyboard.press("Enter")
