@@ -74,7 +74,7 @@ SUGGESTIONS = 3  # starter questions shown under the chat
 BOOK_VIEW_SIZE = 12 + SUGGESTIONS  # outputs of a book's view (VignetteApp._show_book)
 CSS = """
 #vignette-header {align-items: flex-end; gap: 8px}
-#vignette-brand {flex: 0 0 auto !important; min-width: 0 !important; align-self: center}
+#vignette-brand {flex: 0 0 auto !important; width: auto !important; min-width: 0 !important; align-self: center}
 #vignette-title {font-size: 1.5rem; margin: 0 8px 0 0}
 #vignette-status {font-size: 0.9em}
 #vignette-status p {margin: 0}
@@ -92,7 +92,8 @@ CSS = """
   #vignette-brand {order: 0}
   #vignette-title {font-size: 1.2rem}
   #vignette-add-book {order: 1; margin-left: auto}
-  #vignette-book, #vignette-upto {order: 2; flex: 1 1 40% !important; min-width: 0 !important}
+  #vignette-header > .form {order: 2; flex: 1 1 100% !important}  /* the book and reading pickers */
+  #vignette-book, #vignette-upto {flex: 1 1 40% !important; min-width: 0 !important}
   #vignette-composer {position: sticky; bottom: 0; z-index: 20; box-shadow: 0 -4px 12px rgba(0, 0, 0, 0.12)}
   #vignette-chat {height: 48vh !important; min-height: 240px}
 }
@@ -863,7 +864,8 @@ class VignetteApp:
                               Picture(picture.path, picture.prompt, picture.evidence, time.time(), picture.seed,
                                       picture.notice))
                 history += self.picture_messages(record)
-                yield (gr.update(value=None, visible=False), f"Done: {self.caption(record)}", picture.prompt, sheet,
+                done = f"Done: prompt v{record.extra.get('version', 1)}, seed {picture.seed}."
+                yield (gr.update(value=None, visible=False), done, picture.prompt, sheet,
                        prompt, history, self.gallery(session, book_id), picture.seed)
 
     def _run_draw(self, session, book_id, prompt, options, cancel) -> Iterator[tuple[str, Any]]:

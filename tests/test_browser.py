@@ -325,6 +325,9 @@ def test_first_screen_contrast_and_labels(server, browser, size):
         assert on_first_screen(page, selector, SIZES[size]), f"{selector} is not on the first screen ({size})"
     ask(page, "Who found the letter?", "Chapter")
     assert on_first_screen(page, "#vignette-message textarea", SIZES[size])  # still there after an answer
+    if size == "phone" and os.environ.get("VIGNETTE_SCREENSHOT"):
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(Path(os.environ["VIGNETTE_SCREENSHOT"]).with_name("screenshot-phone.png")))
     page.locator("#vignette-about").get_by_text("About").click()  # the About panel too
     page.locator("#vignette-about-text").get_by_text("Set-up").wait_for(timeout=30_000)
     assert "VIGNETTE_READER" in page.locator("#vignette-about-text").inner_text()
@@ -332,9 +335,6 @@ def test_first_screen_contrast_and_labels(server, browser, size):
     assert page.evaluate(UNLABELLED_JS) == []
     titles = page.locator("#vignette-book input")
     assert titles.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
-    if size == "phone" and os.environ.get("VIGNETTE_SCREENSHOT"):
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(Path(os.environ["VIGNETTE_SCREENSHOT"]).with_name("screenshot-phone.png")))
     context.close()
 
 
