@@ -911,6 +911,7 @@ class VignetteApp:
         ``session`` names a conversation (follow-ups use its memory); leave it empty for a one-off question.
         """
         session_id = api_session(session)
+        self.wait_until_ready()  # the models warming in the background are loaded once, not twice
         try:
             turn = None
             for item in self._stream(session_id, book_id or SAMPLE_BOOK, message or "", None):
@@ -932,6 +933,7 @@ class VignetteApp:
         """
         session_id = api_session(session)
         book_id = book_id or SAMPLE_BOOK
+        self.wait_until_ready()
         try:
             options = self.c.illustrator.options(preset or None, seed=None if seed is None else int(seed),
                                                  size=size or None)

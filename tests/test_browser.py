@@ -326,6 +326,7 @@ def test_first_screen_contrast_and_labels(server, browser, size):
     ask(page, "Who found the letter?", "Chapter")
     assert on_first_screen(page, "#vignette-message textarea", SIZES[size])  # still there after an answer
     if size == "phone" and os.environ.get("VIGNETTE_SCREENSHOT"):
+        page.locator("#vignette-chat [role='log']").evaluate("log => log.scrollTop = 0")  # the question in view
         page.wait_for_timeout(500)
         page.screenshot(path=str(Path(os.environ["VIGNETTE_SCREENSHOT"]).with_name("screenshot-phone.png")))
     page.locator("#vignette-about").get_by_text("About").click()  # the About panel too
