@@ -323,11 +323,17 @@ def test_first_screen_contrast_and_labels(server, browser, size):
     for selector in ("#vignette-message textarea", "#vignette-book input", "#vignette-upto input",
                      "#vignette-send", "#vignette-add-book"):
         assert on_first_screen(page, selector, SIZES[size]), f"{selector} is not on the first screen ({size})"
-    ask(page, "Who found the letter?", "Chapter")
+    starter = page.locator(".vignette-suggestion").first
+    question = starter.inner_text().strip()
+    starter.click()  # a starter question is asked as it is
+    page.locator("#vignette-chat [data-testid='user']").get_by_text(question).wait_for(timeout=30_000)
+    bot_messages(page).filter(has_text="Chapter").last.wait_for(timeout=180_000)
     assert on_first_screen(page, "#vignette-message textarea", SIZES[size])  # still there after an answer
     if size == "phone" and os.environ.get("VIGNETTE_SCREENSHOT"):
-        page.locator("#vignette-chat [role='log']").evaluate("log => log.scrollTop = 0")  # the question in view
-        page.wait_for_timeout(500)
+        ask(page, "Who found the letter?", "Lantern Room")
+        page.evaluate("window.scrollTo(0, 0)")  # the first screen
+        page.locator("#vignette-chat [role='log']").evaluate("log => log.scrollTop = log.scrollHeight")
+        page.wait_for_timeout(800)
         page.screenshot(path=str(Path(os.environ["VIGNETTE_SCREENSHOT"]).with_name("screenshot-phone.png")))
     page.locator("#vignette-about").get_by_text("About").click()  # the About panel too
     page.locator("#vignette-about-text").get_by_text("Set-up").wait_for(timeout=30_000)
