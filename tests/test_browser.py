@@ -186,9 +186,13 @@ def open_settings(page, steps: int, size: str):
     box = page.locator("#vignette-steps input[type=number]")
     box.fill(str(steps))
     box.press("Enter")
+    box.blur()  # the slider takes the value on blur, before anything is drawn with it
+    page.wait_for_timeout(300)
     size_box = page.locator("#vignette-size input")
     size_box.fill(size)
     size_box.press("Enter")
+    size_box.blur()
+    page.wait_for_timeout(300)
 
 
 def chat_pictures(page):
