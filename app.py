@@ -1,16 +1,18 @@
 """Vignette in the browser: the Gradio UI and the entry point of ``make run`` and the Hugging Face Space.
 
-``build_demo(companion)`` declares the UI and wires its events; the work is done by the
+``build_demo(companion, startup)`` declares the UI and wires its events; the work is done by the
 :class:`~bot.companion.Companion` it is given (built once by :func:`main`). The page:
 
-* a chat (``gr.Chatbot``, messages format) whose answers stream in, each with its quote and chapter, with
-  pictures inline;
-* "Illustrate" draws the last answer: the scene prompt and the character sheet are shown and editable,
-  "Regenerate" draws again from the edited text; sampling streams previews and "Stop" cancels it;
-* drawing settings (preset, sampler, steps, seed or random, CLIP guidance, size), a "read up to chapter"
-  slider (the spoiler limit), a book picker and an upload box (.txt, .epub, .md, .html) with progress;
-* a gallery of this session's pictures of the current book, each captioned with the passage it shows;
-* a status line: which models answer, and which fallbacks stand in.
+* a header row: the book picker, "Reading up to" (the spoiler limit, by the book's own chapter names;
+  saved as soon as it changes) and "+ Add a book" (an upload panel with the stage and the time left);
+* a one-line status ("Offline \u00b7 answers quoted from the book \u00b7 pictures: ..."), "Loading\u2026"
+  while the models warm in the background, and a folded "About" with the model details and set-up advice;
+* the chat (``gr.Chatbot``, messages format) whose answers stream in, each with its quote and chapter and,
+  under a spoiler limit, an "up to Ch. N" chip; three starter questions from the book; the question box,
+  sticky at the bottom on a phone; Illustrate and Stop, enabled only when they can act;
+* side panels (``gr.Tabs``): "Illustration" opens when a drawing starts: the preview and its progress
+  line, the pictures of this conversation (captioned with chapter, prompt version and seed), the
+  editable scene prompt and character sheet with "Regenerate", and the drawing settings.
 
 Sessions: each browser keeps a random session id in its localStorage (``gr.BrowserState``, encrypted with
 a key kept in the data dir, so a restarted app still reads it; the page needs that key, so every visitor
@@ -46,7 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from vignette import offline
+if __name__ == "__main__":  # say something at once: the imports below take a few seconds
+    print("Starting Vignette\u2026", flush=True)
+
+from vignette import offline  # noqa: E402
 
 offline.prepare()  # GRADIO_ANALYTICS_ENABLED=False and the other quiet variables, before gradio loads
 
@@ -67,10 +72,37 @@ _API_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}\Z")  # "api-" + 60 = t
 SIZES = ["256x256", "384x384", "512x512", "512x768", "768x512", "640x384", "768x768"]
 PREVIEW_EVERY = 2  # a preview every other sampling step
 DRAW_INTENTS = ("illustrate", "both")
+SUGGESTIONS = 3  # starter questions shown under the chat
+BOOK_VIEW_SIZE = 12 + SUGGESTIONS  # outputs of a book's view (VignetteApp._show_book)
 CSS = """
-#vignette-status {font-size: 0.85em; opacity: 0.85}
+#vignette-header {align-items: flex-end; gap: 8px}
+#vignette-brand {flex: 0 0 auto !important; width: auto !important; min-width: 0 !important; align-self: center}
+#vignette-title {font-size: 1.5rem; margin: 0 8px 0 0}
+#vignette-status {font-size: 0.9em}
+#vignette-status p {margin: 0}
 #vignette-chat img {max-width: 360px}
+.vignette-chip {display: inline-block; padding: 0 0.6em; border-radius: 999px; font-size: 0.8em;
+  background: #f5f5f4; color: #292524; border: 1px solid #78716c}
+#vignette-book input, #vignette-upto input, .vignette-suggestion {text-overflow: ellipsis; white-space: nowrap;
+  overflow: hidden}
+#vignette-gallery .caption-label {text-overflow: ellipsis; white-space: nowrap; overflow: hidden}
+#vignette-suggestions {flex-wrap: wrap; gap: 6px}
+.vignette-suggestion {flex: 0 1 auto !important; min-width: 0 !important; max-width: 100%}
+#vignette-drawing-progress p {margin: 4px 0}
+@media (max-width: 640px) {
+  #vignette-header {flex-wrap: wrap !important; row-gap: 4px}
+  #vignette-brand {order: 0}
+  #vignette-title {font-size: 1.2rem}
+  #vignette-add-book {order: 1; margin-left: auto}
+  #vignette-header > .form {order: 2; flex: 1 1 100% !important}  /* the book and reading pickers */
+  #vignette-book, #vignette-upto {flex: 1 1 40% !important; min-width: 0 !important}
+  #vignette-composer {position: sticky; bottom: 0; z-index: 20; box-shadow: 0 -4px 12px rgba(0, 0, 0, 0.12)}
+  #vignette-chat {height: 48vh !important; min-height: 240px}
+}
 """
+# Outside the page's scoped CSS: the page container's "overflow: hidden" would stop the question box from
+# sticking to the bottom of a phone's screen; "clip" cuts the same overflow without making a scroll box.
+HEAD = "<style>@media (max-width: 640px) {.gradio-container {overflow: clip !important}}</style>"
 
 
 # --- sessions ------------------------------------------------------------------------------------------
@@ -154,14 +186,19 @@ def short_quote(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "\u2026"
 
 
-def caption(evidence: dict[str, Any] | None, prompt: str = "") -> str:
-    """A gallery caption: the chapter and the passage the picture shows."""
+def caption(evidence: dict[str, Any] | None, prompt: str = "", version: int | None = None,
+            seed: int | None = None) -> str:
+    """A gallery caption: the chapter and the passage the picture shows, then the prompt's version and
+    the seed, so two drawings of one passage can be told apart."""
     evidence = evidence or {}
     quote = short_quote(evidence.get("quote", ""))
     label = chapter_label(evidence)
     if quote:
-        return f"{label}: \u201c{quote}\u201d" if label else f"\u201c{quote}\u201d"
-    return short_quote(prompt)
+        text = f"{label}: \u201c{quote}\u201d" if label else f"\u201c{quote}\u201d"
+    else:
+        text = short_quote(prompt)
+    tags = ([f"prompt v{version}"] if version else []) + ([f"seed {seed}"] if seed is not None else [])
+    return " \u00b7 ".join([text] + tags)
 
 
 def reply_text(reply: str, image: str | None) -> str:
@@ -171,27 +208,9 @@ def reply_text(reply: str, image: str | None) -> str:
     return reply
 
 
-def status_line(status: dict[str, Any]) -> str:
-    """companion.status() as one line: what answers, what rewrites follow-ups, what draws, and which
-    fallbacks stand in for missing models."""
-    answers = status.get("answers") or {}
-    if "reader" in answers:
-        text = f"reader {answers['reader']}"
-        if answers.get("reader_fallback"):
-            wanted = answers.get("configured_reader")
-            text += (f" (fallback: the question-answering model {wanted} is not available here)" if wanted
-                     else " (fallback: no question-answering model is configured)")
-        text += f"; retrieval {answers.get('retriever', '')} over {answers.get('encoder', '')}"
-        text += f", re-ranked by {answers['reranker']}" if answers.get("reranker") else ""
-    else:
-        pairs = answers.items() if isinstance(answers, dict) else [("answers", answers)]
-        text = "; ".join(f"{k}: {v}" for k, v in pairs)
-    images = status.get("images") or {}
-    pictures = str(images.get("message", ""))
-    if not images.get("available", True) and images.get("hint"):
-        pictures += f" {images['hint']}"
-    items = [("Answers", text), ("Follow-ups", str(status.get("followups") or "")), ("Pictures", pictures)]
-    return " \u00b7 ".join(f"**{name}:** {words}" for name, words in items if words)
+def with_chip(reply: str, chip: str) -> str:
+    """The reply with its "up to Ch. N" chip on top (when a spoiler limit is on)."""
+    return f'<span class="vignette-chip">{chip}</span>\n\n{reply}' if chip else reply
 
 
 def sheet_text(sheets, prompt_text: str) -> str:
@@ -278,15 +297,33 @@ class Picture:
 
 
 class VignetteApp:
-    """The event handlers over one Companion. Holds no conversation itself: that is the Companion's."""
+    """The event handlers over one Companion. Holds no conversation itself: that is the Companion's.
 
-    def __init__(self, companion):
+    Handlers return tuples in the order of the outputs ``build_demo`` wires (named in each docstring)."""
+
+    def __init__(self, companion, startup=None):
         self.c = companion
         self.settings = companion.settings
+        self.startup = startup  # bot.startup.Startup while models warm in the background; None: ready
         self._cancels: dict[str, threading.Event] = {}
         self._guard = threading.Lock()
         self._drawing = threading.Lock()  # one picture at a time, whichever event asked for it
         self._staging: Path | None = None
+
+    # ---- start ------------------------------------------------------------------------------------------
+    def loading(self) -> str:
+        """What is still loading ("" once ready)."""
+        if self.startup is None or self.startup.ready.is_set():
+            return ""
+        return self.startup.stage or "Loading\u2026"
+
+    def wait_for_library(self) -> None:
+        if self.startup is not None:
+            self.startup.library.wait(600)
+
+    def wait_until_ready(self) -> None:
+        if self.startup is not None:
+            self.startup.wait(600)
 
     # ---- books and sessions ---------------------------------------------------------------------------
     def book_choices(self) -> list[tuple[str, str]]:
@@ -302,11 +339,36 @@ class VignetteApp:
     def chapters(self, book_id: str) -> int:
         return max(1, len(self.c.book(book_id).chapters))
 
-    def limit_slider(self, session: str, book_id: str) -> dict:
-        n = self.chapters(book_id)
-        limit = self.c.spoiler_limit(session, book_id)
-        return gr.update(minimum=1, maximum=n, step=1, value=limit or n,
-                         label=f"I've read up to chapter (of {n}; the last one means the whole book)")
+    def reading_position(self, session: str, book_id: str) -> dict:
+        """The "Reading up to" picker for the book: its chapters by their own names, at the saved limit; a
+        book with one chapter (or none found) gets a fixed picker that says what it covers."""
+        from bot.reading import coverage_note, reading_choices, reading_value
+
+        book = self.c.book(book_id)
+        choices = reading_choices(book)
+        note = coverage_note(book)
+        return gr.update(choices=choices, value=reading_value(book, self.c.spoiler_limit(session, book_id)),
+                         interactive=len(choices) > 1, info=note or None)
+
+    def chip(self, book_id: str, limit: int | None) -> str:
+        from bot.reading import limit_chip
+
+        return limit_chip(self.c.book(book_id), limit)
+
+    def starters(self, session: str, book_id: str) -> list[str]:
+        """Three questions to start with, within the reader's spoiler limit."""
+        from bot.reading import starter_questions
+
+        try:
+            return starter_questions(self.c.book(book_id), self._sheets(book_id),
+                                     self.c.spoiler_limit(session, book_id))
+        except Exception:  # noqa: BLE001 - suggestions are a courtesy; the page must not fail for them
+            log.exception("no starter questions for %s", book_id)
+            return []
+
+    def suggestion_buttons(self, questions: list[str]) -> tuple:
+        return tuple(gr.update(value=questions[i], visible=True) if i < len(questions) else
+                     gr.update(value="", visible=False) for i in range(SUGGESTIONS))
 
     def session_folder(self, session: str, book_id: str) -> Path:
         """Where this session's pictures of the book are kept (the Companion puts chat pictures there too)."""
@@ -314,7 +376,9 @@ class VignetteApp:
 
     # ---- what the browser shows ------------------------------------------------------------------------
     def pictures(self, session: str, book_id: str) -> list[Picture]:
-        """This session's pictures of the book: those drawn in chat turns and by the Illustrate button."""
+        """This session's pictures of the book, oldest first: those drawn in chat turns and by the
+        Illustrate button. Each carries its prompt's version: the first prompt drawn of a passage is v1,
+        an edited one v2, and so on (the same prompt drawn again keeps its version, with another seed)."""
         found: dict[str, Picture] = {}
         for record in self.c.history(session, book_id):
             image = record.get("image")
@@ -322,8 +386,9 @@ class VignetteApp:
                 data = _sidecar(Path(image))  # the picture's own record names the passage it shows
                 evidence = data.get("evidence") or (record.get("evidence") or [None])[0]
                 found[str(Path(image).resolve())] = Picture(
-                    image, record.get("scene_prompt") or data.get("prompt", ""), evidence,
-                    float(record.get("time") or 0), data.get("seed"), data.get("notice"))
+                    image, data.get("prompt") or record.get("scene_prompt") or "", evidence,
+                    float(record.get("time") or 0), data.get("seed"), data.get("notice"),
+                    {"negative": data.get("negative_prompt"), "writer": data.get("writer")})
         folder = self.session_folder(session, book_id)
         for png in sorted(folder.glob("*.png")) if folder.is_dir() else []:
             key = str(png.resolve())
@@ -331,21 +396,41 @@ class VignetteApp:
                 data = _sidecar(png)
                 found[key] = Picture(str(png), data.get("prompt", ""), data.get("evidence"),
                                      png.stat().st_mtime, data.get("seed"), data.get("notice"),
-                                     {"button": True})
-        return sorted(found.values(), key=lambda p: p.time)
+                                     {"button": True, "negative": data.get("negative_prompt"),
+                                      "writer": data.get("writer")})
+        pictures = sorted(found.values(), key=lambda p: p.time)
+        versions: dict[Any, list[str]] = {}
+        for picture in pictures:
+            passage = (picture.evidence or {}).get("passage_id") or (picture.evidence or {}).get("start")
+            prompts = versions.setdefault(passage, [])
+            if picture.prompt not in prompts:
+                prompts.append(picture.prompt)
+            picture.extra["version"] = prompts.index(picture.prompt) + 1
+        return pictures
 
-    def gallery(self, session: str, book_id: str) -> list[tuple[str, str]]:
+    def gallery(self, session: str, book_id: str) -> dict:
+        """The panel's gallery: hidden until the conversation has a picture."""
         pictures = self.pictures(session, book_id)
-        return [(self.servable(p.path), caption(p.evidence, p.prompt)) for p in pictures]
+        items = [(self.servable(p.path), self.caption(p)) for p in pictures]
+        return gr.update(value=items, visible=bool(items))
+
+    @staticmethod
+    def caption(picture: Picture) -> str:
+        return caption(picture.evidence, picture.prompt, picture.extra.get("version"), picture.seed)
 
     def chat_history(self, session: str, book_id: str) -> list[dict]:
-        """The conversation as chat messages, its pictures (from chat turns and the button) in time order."""
+        """The conversation as chat messages, its pictures (from chat turns and the button) in time order;
+        answers given under a spoiler limit carry their "up to Ch. N" chip."""
         items: list[tuple[float, list[dict]]] = []
         for record in self.c.history(session, book_id):
             image = record.get("image")
             reply = reply_text(record.get("reply") or "", image)
+            if record.get("question"):
+                reply = with_chip(markdown_literal(reply), self.chip(book_id, record.get("upto_chapter")))
+            else:
+                reply = markdown_literal(reply)
             messages = [{"role": "user", "content": markdown_literal(record.get("user") or "")},
-                        {"role": "assistant", "content": markdown_literal(reply)}]
+                        {"role": "assistant", "content": reply}]
             if image and Path(image).is_file():
                 messages.append({"role": "assistant", "content": {"path": self.servable(image)}})
             items.append((float(record.get("time") or 0), messages))
@@ -356,7 +441,7 @@ class VignetteApp:
         return [m for _, messages in items for m in messages]
 
     def picture_messages(self, picture: Picture) -> list[dict]:
-        text = f"Illustration of {caption(picture.evidence, picture.prompt)}"
+        text = f"Illustration of {self.caption(picture)}"
         if picture.notice:
             text += f"\n\nNote: {picture.notice}"
         text = markdown_literal(text)
@@ -379,62 +464,178 @@ class VignetteApp:
         shutil.copyfile(resolved, target)
         return str(target)
 
-    def status(self) -> str:
+    def _status(self) -> dict[str, Any] | None:
         try:
-            return status_line(self.c.status())
+            return self.c.status()
         except Exception as err:  # noqa: BLE001 - the status line must never break the page
-            return f"Status unavailable: {err}"
+            return {"answers": {"error": str(err)}}
 
-    # ---- page load, book change, upload -----------------------------------------------------------------
+    def status(self) -> str:
+        """The one line above the chat."""
+        from bot.startup import status_line
+
+        loading = self.loading()
+        return status_line(None if loading else self._status(), loading)
+
+    def about(self) -> str:
+        """The About panel: model details and set-up advice, said once here rather than in answers."""
+        from bot.startup import about_text
+
+        status = self._status() or {}
+        hints = []
+        if (status.get("answers") or {}).get("reader_fallback"):
+            from retrieval.reader import reader_setup_hint
+
+            hints.append(reader_setup_hint(self.settings))
+        if self.startup is not None and self.startup.error:
+            hints.append(f"Starting up: {self.startup.error}")
+        return about_text(status, hints)
+
+    def pictures_available(self) -> bool:
+        try:
+            return bool(self.c.images_available()[0])
+        except Exception:  # noqa: BLE001
+            return False
+
+    def can_illustrate(self, session: str, book_id: str) -> bool:
+        return self.pictures_available() and self.last_answer(session, book_id) is not None
+
+    def poll(self):
+        """The status timer, while loading: (status line, About, timer); the timer stops once ready."""
+        loading = self.loading()
+        return self.status(), self.about(), gr.update(active=bool(loading))
+
+    # ---- page load, book change, reading position, upload ---------------------------------------------
     def load(self, stored: Any):
+        """Page load: the reader's book and conversation (once the library is there). Outputs: BOOK_VIEW."""
+        self.wait_for_library()
         stored = stored if isinstance(stored, dict) else {}
         session = web_session(stored.get("session"))
         book_id = self.known_book(stored.get("book"))
-        return self._show_book(session, book_id) + (self.status(),)
+        return self._show_book(session, book_id)
 
     def change_book(self, book_id: str, stored: Any):
         session = web_session((stored or {}).get("session"))
         return self._show_book(session, self.known_book(book_id))
 
-    def _show_book(self, session: str, book_id: str):
-        """(stored state, book picker, chat, limit slider, gallery, prompt, sheet, scene state)."""
+    def _show_book(self, session: str, book_id: str, chat: list[dict] | None = None):
+        """BOOK_VIEW: (stored state, book picker, reading position, chat, gallery, preview, progress line,
+        prompt, sheet, scene state, Illustrate, Regenerate, suggestion 1..3)."""
+        prompt, sheet, scene = "", "", None
+        pictures = self.pictures(session, book_id)
+        if pictures:  # the last picture's prompt, ready for Regenerate
+            scene = self._scene_of(pictures[-1], book_id)
+            prompt, sheet = scene.text, sheet_text(self._sheets(book_id), scene.text)
+        history = self.chat_history(session, book_id) if chat is None else chat
         return ({"session": session, "book": book_id},
                 gr.update(choices=self.book_choices(), value=book_id),
-                self.chat_history(session, book_id),
-                self.limit_slider(session, book_id),
+                self.reading_position(session, book_id),
+                history,
                 self.gallery(session, book_id),
-                "", "", None)
+                gr.update(value=None, visible=False), "",
+                prompt, sheet, scene,
+                gr.update(interactive=self.can_illustrate(session, book_id)),
+                gr.update(interactive=scene is not None),
+                *self.suggestion_buttons(self.starters(session, book_id)))
 
-    def upload(self, file: str | None, stored: Any, progress=gr.Progress()):
-        """Ingest an uploaded book; a bad or too large file is refused with a message, and nothing stored is
-        touched (the store writes a new book aside and renames it into place only when it is complete)."""
+    @staticmethod
+    def _scene_of(picture: Picture, book_id: str):
+        from illustration.scene import ScenePrompt
+
+        return ScenePrompt(text=picture.prompt, negative=picture.extra.get("negative") or "", parts={},
+                           writer=picture.extra.get("writer") or "rule-based", book_id=book_id,
+                           evidence=picture.evidence)
+
+    def set_position(self, upto: Any, stored: Any):
+        """The reader moved "Reading up to": save it now (a reload keeps it) and offer questions within it.
+        Outputs: (suggestion 1..3)."""
+        stored = stored or {}
+        session = web_session(stored.get("session"))
+        book_id = self.known_book(stored.get("book"))
+        try:
+            self.c.set_spoiler_limit(session, book_id, int(upto) if upto else None)
+        except (TypeError, ValueError, VignetteError) as err:
+            raise gr.Error(getattr(err, "message", None) or f"That reading position cannot be used: {err}") from None
+        return self.suggestion_buttons(self.starters(session, book_id))
+
+    def upload(self, file: str | None, stored: Any):
+        """Ingest an uploaded book, streaming (upload note, ...) updates: the stage and the time left while
+        it works; then the new book with one "ready" message and three starter questions in its chat.
+        A refused file empties the upload box and the note says why; nothing stored is touched (the store
+        writes a new book aside and renames it into place only when it is complete).
+        Outputs: BOOK_VIEW + (upload box, upload note)."""
+        keep = tuple(gr.update() for _ in range(BOOK_VIEW_SIZE))
+
+        def refuse(reason: str):
+            gr.Warning(html_literal(reason))
+            return keep + (gr.update(value=None), f"**Not added.** {markdown_literal(reason)}")
+
         if not file:
-            raise gr.Error("No file arrived. Choose a .txt, .epub, .md or .html file.")
+            yield refuse("No file arrived. Choose a .txt, .epub, .md or .html file.")
+            return
         path = Path(file)
+        name = path.name
         if path.suffix.lower() not in UPLOAD_TYPES:
-            raise gr.Error(f"\u201c{html_literal(path.name)}\u201d is not a book file Vignette can read: upload "
-                           "a .txt, .epub, .md or .html file.")
+            yield refuse(f"\u201c{name}\u201d is not a book file Vignette can read: upload a .txt, .epub, .md "
+                         "or .html file.")
+            return
         size = path.stat().st_size
         if size > self.settings.max_file_bytes:
-            raise gr.Error(f"\u201c{html_literal(path.name)}\u201d is {size / MIB:.1f} MiB; the limit is "
-                           f"{self.settings.max_file_mb:g} MiB (a long novel is about 1\u20132 MiB of text).")
-        progress(0, desc=f"Reading {html_literal(path.name)}")
+            yield refuse(f"\u201c{name}\u201d is {size / MIB:.1f} MiB; the limit is {self.settings.max_file_mb:g} "
+                         "MiB (a long novel is about 1\u20132 MiB of text).")
+            return
+        self.wait_for_library()
+        yield keep + (gr.update(), f"Reading \u201c{name}\u201d\u2026")
+        events: queue.Queue = queue.Queue()
+        result: dict[str, Any] = {}
 
-        def report(done: int, total: int, stage: str) -> None:
-            progress((done, total) if total else None, desc=stage, unit="passages")
+        def work() -> None:
+            try:
+                result["report"] = self.ingest_upload(path, lambda d, t, s: events.put((d, t, s)))
+            except BaseException as err:  # noqa: BLE001 - handed to the handler
+                result["error"] = err
+            events.put(None)
 
-        try:
-            result = self.ingest_upload(path, report)
-        except Exception as err:
-            raise gr.Error(html_literal(self.api_error(err).message)) from None
+        threading.Thread(target=work, name="upload", daemon=True).start()
+        tracker = IngestProgress(name)
+        while True:
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                yield keep + (gr.update(), tracker.line())
+                continue
+            if event is None:
+                break
+            tracker.update(*event)
+            yield keep + (gr.update(), tracker.line())
+        if "error" in result:
+            err = result["error"]
+            if isinstance(err, VignetteError):
+                yield refuse(err.message + (f" {err.hint}" if err.hint else ""))
+                return
+            outage = store_outage(err, self.settings)
+            if outage is not None:
+                yield refuse(outage)
+                return
+            log.exception("upload failed", exc_info=err)
+            yield refuse(f"\u201c{name}\u201d could not be added ({type(err).__name__}: {err}).")
+            return
+        report = result["report"]
         session = web_session((stored or {}).get("session"))
-        title = html_literal(result.title)
-        if result.added:
-            gr.Info(f"\u201c{title}\u201d is ready as {result.book_id}: {result.chapters} chapters, "
-                    f"{result.passages} passages.")
+        view = self._show_book(session, report.book_id)
+        questions = self.starters(session, report.book_id)
+        from bot.startup import plural
+
+        if report.added:
+            text = (f"\u201c{markdown_literal(report.title)}\u201d is ready as {report.book_id}: "
+                    f"{plural(report.chapters, 'chapter')}, {plural(report.passages, 'passage')}.")
         else:
-            gr.Info(f"\u201c{title}\u201d was already in the library (as {result.book_id}); nothing changed.")
-        return self._show_book(session, result.book_id) + (None,)
+            text = (f"\u201c{markdown_literal(report.title)}\u201d was already in the library (as "
+                    f"{report.book_id}); nothing changed.")
+        if questions:
+            text += " You could ask:\n" + "\n".join(f"- {q}" for q in questions)
+        chat = list(view[3]) + [{"role": "assistant", "content": text}]
+        yield view[:3] + (chat,) + view[4:] + (gr.update(value=None), text.split(" You could ask")[0])
 
     def ingest_upload(self, path: Path, progress):
         """Load an uploaded book and store it under an id of its own: its title's slug, or, when that is
@@ -457,34 +658,52 @@ class VignetteApp:
             history.append({"role": "user", "content": markdown_literal(text)})
         return "", history, text
 
-    def respond(self, text: str, history: list[dict], stored: Any, upto: float | None):
+    def respond(self, text: str, history: list[dict], stored: Any, upto: Any):
         """Stream the Companion's reply into the chat; a picture asked for in the chat streams its
-        previews into the Illustration panel (and its progress into the chat) and is then added inline.
-        Yields (chat, chapter slider, gallery, picture panel)."""
+        previews into the Illustration panel (and its progress into the chat) and is then added inline,
+        with its prompt and character sheet put in the panel's boxes so Regenerate works on it.
+        Yields RESPOND: (chat, reading position, gallery, preview, progress line, prompt, sheet, scene,
+        Illustrate, Stop, Regenerate, panels)."""
         stored = stored or {}
         session = web_session(stored.get("session"))
         book_id = self.known_book(stored.get("book"))
         history = list(history or [])
         keep = gr.update()
+        rest = (keep,) * 11
         if not (text or "").strip():
-            yield history, keep, keep, keep
+            yield (history,) + rest
             return
-        history.append({"role": "assistant", "content": "\u2026"})
-        yield history, keep, keep, keep
+        loading = self.loading().rstrip("\u2026").lower()
+        waiting = f"\u2026 ({loading})" if loading else "\u2026"
+        history.append({"role": "assistant", "content": waiting})
+        yield (history,) + rest
+        self.wait_until_ready()
         turn = None
         shown = "\u2026"
+        drawing = False
         try:
             for item in self._stream(session, book_id, text, upto):
                 if isinstance(item, str):
                     shown = markdown_literal(item)
                     history[-1] = {"role": "assistant", "content": shown}
-                    yield history, keep, keep, keep
+                    yield (history,) + rest
                 elif isinstance(item, DrawStep):
                     history[-1] = {"role": "assistant",
                                    "content": f"{shown}\n\n*Drawing: step {item.step} of {item.steps}\u2026*"}
-                    yield history, keep, keep, item.preview if item.preview is not None else keep
+                    preview = gr.update(value=item.preview, visible=True) if item.preview is not None else keep
+                    start = (gr.update(interactive=False), gr.update(interactive=True),
+                             gr.update(interactive=False), gr.Tabs(selected="illustration")) if not drawing \
+                        else (keep,) * 4
+                    drawing = True
+                    yield (history, keep, keep, preview, f"Drawing: step {item.step} of {item.steps}",
+                           keep, keep, keep) + start
                 else:
                     turn = item
+        except VignetteError as err:
+            message = err.message + (f"\n\n{err.hint}" if err.hint else "")
+            history[-1] = {"role": "assistant", "content": markdown_literal(message)}
+            yield (history,) + rest
+            return
         except Exception as err:  # noqa: BLE001 - said in the chat rather than leaving it hanging
             outage = store_outage(err, self.settings)
             if outage is not None or isinstance(err, VignetteError):
@@ -495,20 +714,42 @@ class VignetteApp:
             log.exception("reply failed")
             history[-1] = {"role": "assistant", "content": markdown_literal(
                 f"Sorry, something went wrong while answering ({type(err).__name__}: {err}).")}
-            yield history, keep, keep, keep
+            yield (history,) + rest
             return
         if turn is None:
             return
-        history[-1] = {"role": "assistant", "content": markdown_literal(reply_text(turn.reply, turn.image))}
-        gallery = picture = keep
+        reply = markdown_literal(reply_text(turn.reply, turn.image))
+        if turn.question:
+            reply = with_chip(reply, self.chip(book_id, turn.upto_chapter))
+        history[-1] = {"role": "assistant", "content": reply}
+        gallery = preview = progress = prompt = sheet = scene = keep
+        illustration = turn.illustration or {}
+        if illustration.get("prompt"):  # a scene prompt was written: the panel's boxes hold it for Regenerate
+            from illustration.scene import ScenePrompt
+
+            scene = ScenePrompt(text=illustration["prompt"], negative=illustration.get("negative_prompt") or "",
+                                parts={}, writer=illustration.get("writer") or "rule-based", book_id=book_id,
+                                evidence=illustration.get("evidence"))
+            prompt, sheet = scene.text, sheet_text(self._sheets(book_id), scene.text)
         if turn.image and Path(turn.image).is_file():
             history.append({"role": "assistant", "content": {"path": self.servable(turn.image)}})
             gallery = self.gallery(session, book_id)
-            picture = self.servable(turn.image)
-        n = self.chapters(book_id)
-        yield history, gr.update(value=turn.upto_chapter or n), gallery, picture
+            preview, progress = gr.update(value=None, visible=False), ""
+        elif drawing:
+            reason = str(illustration.get("reason") or "")
+            preview = gr.update(value=None, visible=False)
+            progress = reason if reason.startswith("Stopped at step") else ""
+        position = gr.update(value=self._position_value(book_id, turn.upto_chapter))
+        yield (history, position, gallery, preview, progress, prompt, sheet, scene,
+               gr.update(interactive=self.can_illustrate(session, book_id)), gr.update(interactive=False),
+               gr.update(interactive=True) if scene is not keep else keep, keep)
 
-    def _stream(self, session: str, book_id: str, text: str, upto: float | None) -> Iterator[Any]:
+    def _position_value(self, book_id: str, limit: int | None) -> int:
+        from bot.reading import reading_value
+
+        return reading_value(self.c.book(book_id), limit)
+
+    def _stream(self, session: str, book_id: str, text: str, upto: Any) -> Iterator[Any]:
         """companion.stream; a turn that asks for a picture holds the drawing lock, runs in a worker thread
         and also yields the sampler's :class:`DrawStep` previews as they come."""
         from bot.intents import classify
@@ -565,8 +806,9 @@ class VignetteApp:
             raise gr.Error(html_literal(err.message)) from None
 
     def illustrate_last(self, stored, upto, preset, sampler, steps, seed, random_seed, clip_scale, size,
-                        history, progress=gr.Progress()):
-        """Illustrate button: a scene prompt from the last answer, then draw it (streaming previews)."""
+                        history):
+        """Illustrate button: a scene prompt from the last answer, then draw it (streaming previews).
+        Yields DRAWN."""
         stored = stored or {}
         session = web_session(stored.get("session"))
         book_id = self.known_book(stored.get("book"))
@@ -580,11 +822,12 @@ class VignetteApp:
             raise gr.Error(html_literal(err.message)) from None
         sheets = self._sheets(book_id)
         sheet = sheet_text(sheets, prompt.text)
-        yield from self._draw(session, book_id, prompt, options, history, sheet, progress)
+        yield from self._draw(session, book_id, prompt, options, history, sheet)
 
     def regenerate(self, prompt_text, sheet, scene, stored, preset, sampler, steps, seed, random_seed,
-                   clip_scale, size, history, progress=gr.Progress()):
-        """Regenerate: save the edited character descriptions, then draw the (edited) prompt again."""
+                   clip_scale, size, history):
+        """Regenerate: save the edited character descriptions, then draw the (edited) prompt again.
+        Yields DRAWN."""
         stored = stored or {}
         session = web_session(stored.get("session"))
         book_id = self.known_book(stored.get("book"))
@@ -605,7 +848,7 @@ class VignetteApp:
         except VignetteError as err:
             raise gr.Error(html_literal(err.message)) from None
         yield from self._draw(session, book_id, prompt, options, history,
-                              sheet_text(self._sheets(book_id), prompt.text) or sheet, progress)
+                              sheet_text(self._sheets(book_id), prompt.text) or sheet)
 
     def _sheets(self, book_id: str):
         try:
@@ -626,44 +869,58 @@ class VignetteApp:
                 changed.append(name)
         return changed
 
-    def _draw(self, session, book_id, prompt, options, history, sheet, progress):
-        """Draw ``prompt`` in a worker thread; yield (preview, prompt, sheet, scene, chat, gallery, seed)."""
+    def _draw(self, session, book_id, prompt, options, history, sheet):
+        """Draw ``prompt`` in a worker thread. Yields DRAWN: (preview, progress line, prompt, sheet, scene,
+        chat, gallery, seed, Illustrate, Stop, Regenerate, panels). While it draws, Stop is the one button
+        that acts and the Illustration tab is open; the preview shows the sampler's steps, and is emptied
+        when the picture arrives (in the chat and the gallery) or when Stop ends it."""
         history = list(history or [])
         keep = gr.update()
         cancel = threading.Event()
         with self._guard:
             self._cancels[session] = cancel
-        progress(0, desc="Waiting for the drawing slot")
-        yield None, prompt.text, sheet, prompt, history, keep, keep
+        busy = (gr.update(interactive=False), gr.update(interactive=True), gr.update(interactive=False))
+        yield (gr.update(value=None, visible=True), "Waiting for the drawing slot\u2026", prompt.text, sheet,
+               prompt, history, keep, keep) + busy + (gr.Tabs(selected="illustration"),)
+        idle = (gr.update(interactive=True), gr.update(interactive=False), gr.update(interactive=True), keep)
         try:
-            yield from self._stream_draw(session, book_id, prompt, options, history, sheet, cancel, progress)
+            for update in self._stream_draw(session, book_id, prompt, options, history, sheet, cancel):
+                yield update + ((keep,) * 4 if update[1] is None or str(update[1]).startswith("Drawing")
+                                else idle)
         finally:
             with self._guard:
                 if self._cancels.get(session) is cancel:
                     del self._cancels[session]
 
-    def _stream_draw(self, session, book_id, prompt, options, history, sheet, cancel, progress):
+    def _stream_draw(self, session, book_id, prompt, options, history, sheet, cancel):
         from illustration.sampler import Cancelled
 
         keep = gr.update()
         for kind, value in self._run_draw(session, book_id, prompt, options, cancel):
             if kind == "step":
-                progress((value["step"], value["steps"]), desc="Drawing", unit="steps")
-                if value.get("preview") is not None:
-                    yield value["preview"], keep, keep, keep, keep, keep, keep
+                line = f"Drawing: step {value['step']} of {value['steps']}"
+                preview = value.get("preview")
+                yield (gr.update(value=preview) if preview is not None else keep, line,
+                       keep, keep, keep, keep, keep, keep)
             elif kind == "error":
-                message = value.message if isinstance(value, VignetteError) else f"Drawing failed: {value}"
                 if isinstance(value, Cancelled):
-                    gr.Info(html_literal(message))
+                    yield (gr.update(value=None, visible=False), f"Stopped at step {value.step} of {value.steps}.",
+                           keep, keep, keep, keep, keep, keep)
                     return
-                raise gr.Error(html_literal(message))
+                message = value.message if isinstance(value, VignetteError) else f"Drawing failed: {value}"
+                yield (gr.update(value=None, visible=False), f"Not drawn: {message}",
+                       keep, keep, keep, keep, keep, keep)
+                return
             else:
                 picture = value
-                record = Picture(picture.path, picture.prompt, picture.evidence, time.time(), picture.seed,
-                                 picture.notice)
+                pictures = self.pictures(session, book_id)
+                record = next((p for p in pictures if Path(p.path).resolve() == Path(picture.path).resolve()),
+                              Picture(picture.path, picture.prompt, picture.evidence, time.time(), picture.seed,
+                                      picture.notice))
                 history += self.picture_messages(record)
-                yield (self.servable(picture.path), picture.prompt, sheet, prompt, history,
-                       self.gallery(session, book_id), picture.seed)
+                done = f"Done: prompt v{record.extra.get('version', 1)}, seed {picture.seed}."
+                yield (gr.update(value=None, visible=False), done, picture.prompt, sheet,
+                       prompt, history, self.gallery(session, book_id), picture.seed)
 
     def _run_draw(self, session, book_id, prompt, options, cancel) -> Iterator[tuple[str, Any]]:
         """Draw in a worker thread: ("step", info) events, then ("done", picture) or ("error", err)."""
@@ -683,15 +940,18 @@ class VignetteApp:
         return _in_worker(f"draw-{session}", produce, cancel)
 
     def forget(self, stored: Any):
-        """The chat's clear button: forget this conversation and its pictures (memory and files)."""
+        """The chat's clear button: forget this conversation and its pictures (memory and files).
+        Outputs: (gallery, preview, prompt, sheet, scene, Illustrate, Regenerate)."""
         stored = stored or {}
         session = web_session(stored.get("session"))
         book_id = self.known_book(stored.get("book"))
         self.c.reset(session, book_id)
         shutil.rmtree(self.session_folder(session, book_id), ignore_errors=True)
-        return [], None, "", "", None
+        return (gr.update(value=[], visible=False), gr.update(value=None, visible=False), "", "", None,
+                gr.update(interactive=False), gr.update(interactive=False))
 
     def stop(self, stored: Any) -> None:
+        """Stop: the session's drawing ends at its next step (its handler then says where it stopped)."""
         session = web_session((stored or {}).get("session"))
         with self._guard:
             cancel = self._cancels.get(session)
@@ -715,6 +975,7 @@ class VignetteApp:
         ``session`` names a conversation (follow-ups use its memory); leave it empty for a one-off question.
         """
         session_id = api_session(session)
+        self.wait_until_ready()  # the models warming in the background are loaded once, not twice
         try:
             turn = None
             for item in self._stream(session_id, book_id or SAMPLE_BOOK, message or "", None):
@@ -736,6 +997,7 @@ class VignetteApp:
         """
         session_id = api_session(session)
         book_id = book_id or SAMPLE_BOOK
+        self.wait_until_ready()
         try:
             options = self.c.illustrator.options(preset or None, seed=None if seed is None else int(seed),
                                                  size=size or None)
@@ -1030,15 +1292,67 @@ def _build_reading_tabs(app: "VignetteApp", *, stored, upto, chat, message, pend
         gr.Button("people").click(panels.people_api, [api_book, api_upto], [api_out], api_name="people")
 
 
+class IngestProgress:
+    """The upload's progress line: the stage by name, how far it is, and the time left. Between the store's
+    reports (a batch of passages at a time) the count moves on at the rate measured so far, so the line
+    moves smoothly; before the first batch a rate of about 30 passages a second (MiniLM on two CPU
+    cores) stands in."""
+
+    PRIOR_RATE = 30.0  # passages per second until one is measured
+
+    def __init__(self, name: str):
+        self.name = name
+        self.stage = "reading"
+        self.done = self.total = 0
+        self.base = 0
+        self.stage_started = self.at = time.perf_counter()
+
+    def update(self, done: int, total: int, stage: str) -> None:
+        now = time.perf_counter()
+        if stage != self.stage:
+            self.stage, self.base, self.stage_started = stage, done, now
+        self.done, self.total, self.at = int(done), int(total), now
+
+    def estimate(self) -> tuple[float, float | None]:
+        """(passages done by now, seconds left), while embedding."""
+        if self.stage != "embedding" or not self.total:
+            return float(self.done), None
+        measured = self.done - self.base
+        rate = measured / max(self.at - self.stage_started, 1e-6) if measured > 0 else self.PRIOR_RATE
+        now = time.perf_counter()
+        shown = min(self.total - 0.5, self.done + rate * (now - self.at)) if self.done < self.total else self.total
+        return max(float(self.done), shown), (self.total - shown) / rate
+
+    def line(self) -> str:
+        from bot.startup import time_left
+
+        if self.stage == "reading":
+            return f"Reading \u201c{self.name}\u201d\u2026"
+        if self.stage == "splitting":
+            return f"Splitting \u201c{self.name}\u201d into passages\u2026"
+        if self.stage == "embedding":
+            shown, left = self.estimate()
+            percent = int(100 * shown / self.total) if self.total else 0
+            tail = f" \u00b7 {time_left(left)}" if time_left(left) else ""
+            return f"Indexing passages: {int(shown):,} of {self.total:,} ({percent}%){tail}"
+        return f"{self.stage.capitalize()}\u2026"
+
+
 # --- the UI --------------------------------------------------------------------------------------------
 
 
-def build_demo(companion) -> gr.Blocks:
-    """The whole page over one Companion (already built); ``demo.queue().launch()`` serves it."""
+def build_demo(companion, startup=None) -> gr.Blocks:
+    """The whole page over one Companion (already built); ``demo.queue().launch()`` serves it.
+    ``startup`` (a :class:`bot.startup.Startup`) is the background warm-up the page waits for.
+
+    Layout: a header row (book, "Reading up to", "+ Add a book"), the status line and a folded About;
+    then the chat with its question box (sticky at the bottom on a phone) beside the side panels, a
+    ``gr.Tabs`` (``#vignette-panels``) whose "Illustration" tab holds the drawing tools; more panels
+    are added there as tabs."""
     from illustration.options import presets
     from illustration.sampler import SAMPLERS
 
-    app = VignetteApp(companion)
+    app = VignetteApp(companion, startup)
     settings = companion.settings
     preset_table = presets()
     start = app.c.illustrator.options(settings.image_preset)
@@ -1050,58 +1364,75 @@ def build_demo(companion) -> gr.Blocks:
         pending = gr.State("")  # the message being answered
         scene = gr.State(None)  # the ScenePrompt last drawn (for Regenerate)
 
-        gr.Markdown("# Vignette\nTalk with a novel: answers quoted from the text, with their chapter, and "
-                    "pictures of its scenes.")
-        status = gr.Markdown(elem_id="vignette-status")
-        with gr.Row():
-            with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Conversation", elem_id="vignette-chat", height=620, buttons=["copy"],
-                                  placeholder="Ask about the book: \u201cWho found the letter?\u201d, then "
-                                              "follow up. Say \u201cdraw it\u201d or press Illustrate for a "
-                                              "picture.")
-                with gr.Row():
-                    message = gr.Textbox(show_label=False, placeholder="Ask about the book\u2026", scale=5,
-                                         elem_id="vignette-message", autofocus=True, max_lines=4)
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id="vignette-send")
-                with gr.Row():
-                    illustrate = gr.Button("Illustrate the last answer", elem_id="vignette-illustrate")
-                    stop = gr.Button("Stop", variant="stop", elem_id="vignette-stop")
-                gallery = gr.Gallery(label="This book's illustrations (this conversation)", columns=5,
-                                     height=260, preview=False, fit_columns=False, object_fit="contain",
-                                     interactive=False, elem_id="vignette-gallery")
-            with gr.Column(scale=2):
-                with gr.Group():
-                    book = gr.Dropdown(label="Book", choices=app.book_choices(), value=SAMPLE_BOOK,
-                                       elem_id="vignette-book")
-                    chapters = app.chapters(SAMPLE_BOOK)
-                    upto = gr.Slider(label="I've read up to chapter", minimum=1, maximum=chapters, step=1,
-                                     value=chapters, elem_id="vignette-upto")
-                upload = gr.File(label="Add a book (.txt, .epub, .md, .html)", file_types=UPLOAD_TYPES,
-                                 type="filepath", elem_id="vignette-upload", height=110)
-                picture = gr.Image(label="Illustration", type="filepath", interactive=False, height=360,
-                                   elem_id="vignette-picture")
-                drawing_progress = gr.Markdown("Previews appear above while a picture is drawn; Stop cancels "
-                                               "it.", elem_id="vignette-drawing-progress")
-                prompt = gr.Textbox(label="Scene prompt (edit, then Regenerate)", lines=3,
-                                    elem_id="vignette-prompt")
-                sheet = gr.Textbox(label="Character sheet (\u201cName: description\u201d per line; edits are "
-                                   "kept)", lines=3, elem_id="vignette-sheet")
-                regenerate = gr.Button("Regenerate", elem_id="vignette-regenerate")
-                with gr.Accordion("Drawing settings", open=False, elem_id="vignette-settings"):
-                    preset = gr.Dropdown(label="Preset", choices=list(preset_table), value=start.preset,
-                                         elem_id="vignette-preset")
-                    sampler = gr.Dropdown(label="Sampler", choices=list(SAMPLERS), value=start.sampler,
-                                          elem_id="vignette-sampler")
-                    steps = gr.Slider(label="Steps", minimum=1, maximum=60, step=1, value=start.steps,
-                                      elem_id="vignette-steps")
+        # 1. the header: which book, how far the reader is, and adding a book
+        with gr.Row(elem_id="vignette-header", equal_height=True):
+            gr.HTML("<h1 id='vignette-title'>Vignette</h1>", elem_id="vignette-brand", padding=False)
+            book = gr.Dropdown(label="Book", choices=[], value=None, elem_id="vignette-book", scale=3,
+                               min_width=150)
+            upto = gr.Dropdown(label="Reading up to", choices=[], value=None, elem_id="vignette-upto", scale=3,
+                               min_width=150)
+            add_book = gr.Button("+ Add a book", elem_id="vignette-add-book", scale=0, min_width=120,
+                                 size="sm")
+        with gr.Group(visible=False, elem_id="vignette-add-panel") as add_panel:
+            upload = gr.File(label="Add a book (.txt, .epub, .md, .html)", file_types=UPLOAD_TYPES,
+                             type="filepath", elem_id="vignette-upload", height=110)
+            upload_note = gr.Markdown("", elem_id="vignette-upload-note")
+            close_add = gr.Button("Close", size="sm", elem_id="vignette-add-close")
+        status = gr.Markdown(app.status(), elem_id="vignette-status")
+        with gr.Accordion("About", open=False, elem_id="vignette-about"):
+            about = gr.Markdown("", elem_id="vignette-about-text")
+        timer = gr.Timer(1.0, active=True)
+
+        # 2. the chat first; the side panels beside it (below it on a phone)
+        with gr.Row(elem_id="vignette-body"):
+            with gr.Column(scale=3, min_width=320, elem_id="vignette-main"):
+                chat = gr.Chatbot(label="Conversation", elem_id="vignette-chat", height="62vh", buttons=["copy"],
+                                  placeholder="Ask about the book: pick a question below, or type your own. "
+                                              "Say \u201cdraw it\u201d or press Illustrate for a picture.")
+                with gr.Row(elem_id="vignette-suggestions"):
+                    suggestions = [gr.Button("", visible=False, size="sm", elem_id=f"vignette-suggest-{i}",
+                                             elem_classes=["vignette-suggestion"]) for i in range(SUGGESTIONS)]
+                with gr.Group(elem_id="vignette-composer"):
+                    with gr.Row(equal_height=True):
+                        message = gr.Textbox(label="Your question", show_label=False, scale=5, max_lines=4,
+                                             placeholder="Ask about the book\u2026 Type help for more",
+                                             elem_id="vignette-message", autofocus=True, container=False)
+                        send = gr.Button("Send", variant="primary", scale=1, min_width=70, elem_id="vignette-send")
                     with gr.Row():
-                        seed = gr.Number(label="Seed", value=0, precision=0, minimum=0,
-                                         elem_id="vignette-seed")
-                        random_seed = gr.Checkbox(label="random", value=True, elem_id="vignette-random-seed")
-                    clip_scale = gr.Slider(label="CLIP guidance scale (0: off)", minimum=0, maximum=1000,
-                                           step=10, value=start.clip_scale, elem_id="vignette-clip")
-                    size_box = gr.Dropdown(label="Size", choices=sorted(set(SIZES) | {size}), value=size,
-                                           allow_custom_value=True, elem_id="vignette-size")
+                        illustrate = gr.Button("Illustrate the last answer", interactive=False, size="sm",
+                                               elem_id="vignette-illustrate")
+                        stop = gr.Button("Stop", variant="stop", interactive=False, size="sm",
+                                         elem_id="vignette-stop")
+            with gr.Column(scale=2, min_width=300, elem_id="vignette-side"):
+                with gr.Tabs(elem_id="vignette-panels") as panels:
+                    with gr.Tab("Illustration", id="illustration", elem_id="vignette-illustration-tab"):
+                        picture = gr.Image(label="Drawing in progress", type="pil", interactive=False, height=320,
+                                           visible=False, elem_id="vignette-picture", buttons=[])
+                        drawing_progress = gr.Markdown("", elem_id="vignette-drawing-progress")
+                        gallery = gr.Gallery(label="Pictures of this conversation", columns=3, height=260,
+                                             preview=False, fit_columns=False, object_fit="contain",
+                                             interactive=False, visible=False, elem_id="vignette-gallery")
+                        prompt = gr.Textbox(label="Scene prompt (edit, then Regenerate)", lines=3,
+                                            elem_id="vignette-prompt")
+                        sheet = gr.Textbox(label="Character sheet (\u201cName: description\u201d per line; edits "
+                                           "are kept)", lines=3, elem_id="vignette-sheet")
+                        regenerate = gr.Button("Regenerate", interactive=False, elem_id="vignette-regenerate")
+                        with gr.Accordion("Drawing settings", open=False, elem_id="vignette-settings"):
+                            preset = gr.Dropdown(label="Preset", choices=list(preset_table), value=start.preset,
+                                                 elem_id="vignette-preset")
+                            sampler = gr.Dropdown(label="Sampler", choices=list(SAMPLERS), value=start.sampler,
+                                                  elem_id="vignette-sampler")
+                            steps = gr.Slider(label="Steps", minimum=1, maximum=60, step=1, value=start.steps,
+                                              elem_id="vignette-steps")
+                            with gr.Row():
+                                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0,
+                                                 elem_id="vignette-seed")
+                                random_seed = gr.Checkbox(label="Random seed", value=True,
+                                                          elem_id="vignette-random-seed")
+                            clip_scale = gr.Slider(label="CLIP guidance scale (0: off)", minimum=0, maximum=1000,
+                                                   step=10, value=start.clip_scale, elem_id="vignette-clip")
+                            size_box = gr.Dropdown(label="Size", choices=sorted(set(SIZES) | {size}), value=size,
+                                                   allow_custom_value=True, elem_id="vignette-size")
 
         # The API: hidden components give /ask and /illustrate typed parameters with defaults.
         with gr.Row(visible=False):
@@ -1120,32 +1451,39 @@ def build_demo(companion) -> gr.Blocks:
             api_draw = gr.Button("illustrate")
 
         # --- wiring ------------------------------------------------------------------------------------
-        shown = [stored, book, chat, upto, gallery, prompt, sheet, scene]
-        demo.load(app.load, [stored], shown + [status], api_visibility="private")
-        book.input(app.change_book, [book, stored], shown, api_visibility="private")
+        book_view = [stored, book, upto, chat, gallery, picture, drawing_progress, prompt, sheet, scene,
+                     illustrate, regenerate] + suggestions
+        assert len(book_view) == BOOK_VIEW_SIZE
+        private = {"api_visibility": "private"}
+        demo.load(app.poll, None, [status, about, timer], queue=False, **private)
+        demo.load(app.load, [stored], book_view, show_progress="minimal", **private)
+        timer.tick(app.poll, None, [status, about, timer], queue=False, show_progress="hidden", **private)
+        book.input(app.change_book, [book, stored], book_view, **private)
+        upto.input(app.set_position, [upto, stored], suggestions, show_progress="hidden", **private)
+        add_book.click(lambda: gr.update(visible=True), None, [add_panel], queue=False, **private)
+        close_add.click(lambda: gr.update(visible=False), None, [add_panel], queue=False, **private)
 
         draw_settings = [preset, sampler, steps, seed, random_seed, clip_scale, size_box]
-        drawn = [picture, prompt, sheet, scene, chat, gallery, seed]
-        chat_events = []
+        responded = [chat, upto, gallery, picture, drawing_progress, prompt, sheet, scene, illustrate, stop,
+                     regenerate, panels]
+        drawn = [picture, drawing_progress, prompt, sheet, scene, chat, gallery, seed, illustrate, stop,
+                 regenerate, panels]
+        answer = {"concurrency_id": "chat", "concurrency_limit": 4, "show_progress": "hidden", **private}
         for trigger in (message.submit, send.click):
-            taken = trigger(app.take_message, [message, chat], [message, chat, pending], queue=False,
-                            api_visibility="private")
-            chat_events.append(taken.then(app.respond, [pending, chat, stored, upto], [chat, upto, gallery, picture],
-                                          concurrency_id="chat", concurrency_limit=4,
-                                          api_visibility="private", show_progress="hidden"))
-        drawing = illustrate.click(app.illustrate_last, [stored, upto] + draw_settings + [chat], drawn,
-                                   concurrency_id="gpu", concurrency_limit=1, api_visibility="private",
-                                   show_progress_on=[drawing_progress])
-        redrawing = regenerate.click(app.regenerate, [prompt, sheet, scene, stored] + draw_settings + [chat],
-                                     drawn, concurrency_id="gpu", concurrency_limit=1,
-                                     api_visibility="private", show_progress_on=[drawing_progress])
-        stop.click(app.stop, [stored], None, cancels=chat_events + [drawing, redrawing], queue=False,
-                   api_visibility="private")
-        chat.clear(app.forget, [stored], [gallery, picture, prompt, sheet, scene], api_visibility="private")
-        preset.change(_preset_values, [preset], [sampler, steps, clip_scale, size_box], queue=False,
-                      api_visibility="private")
-        upload.upload(app.upload, [upload, stored], shown + [upload], concurrency_id="ingest",
-                      concurrency_limit=1, api_visibility="private", show_progress_on=[upload])
+            trigger(app.take_message, [message, chat], [message, chat, pending], queue=False, **private
+                    ).then(app.respond, [pending, chat, stored, upto], responded, **answer)
+        for button in suggestions:
+            button.click(app.take_message, [button, chat], [message, chat, pending], queue=False, **private
+                         ).then(app.respond, [pending, chat, stored, upto], responded, **answer)
+        gpu = {"concurrency_id": "gpu", "concurrency_limit": 1, "show_progress": "hidden", **private}
+        illustrate.click(app.illustrate_last, [stored, upto] + draw_settings + [chat], drawn, **gpu)
+        regenerate.click(app.regenerate, [prompt, sheet, scene, stored] + draw_settings + [chat], drawn, **gpu)
+        stop.click(app.stop, [stored], None, queue=False, **private)
+        chat.clear(app.forget, [stored], [gallery, picture, prompt, sheet, scene, illustrate, regenerate],
+                   **private)
+        preset.change(_preset_values, [preset], [sampler, steps, clip_scale, size_box], queue=False, **private)
+        upload.upload(app.upload, [upload, stored], book_view + [upload, upload_note], concurrency_id="ingest",
+                      concurrency_limit=1, show_progress="hidden", **private)
 
         api_ask.click(app.ask_api, [api_message, api_book, api_session_box], [api_reply, api_details],
                       api_name="ask", concurrency_id="chat", concurrency_limit=4)
@@ -1198,33 +1536,43 @@ def server_address(env: dict[str, str] | None = None) -> tuple[str, int | None]:
 
 
 def build_companion(settings: Settings | None = None):
-    """Settings from the environment, the Companion, the sample novel ingested, the answer models warm."""
+    """Settings from the environment and the Companion (cheap: nothing is loaded yet; see
+    :class:`bot.startup.Startup` for the sample novel and the answer models)."""
     from bot.companion import Companion
 
     settings = settings or Settings.from_env()
     settings = settings.replace(image_preset=default_preset())
-    companion = Companion(settings)
-    report = companion.store.ensure_sample()
-    if report is not None:
-        print(f"Ingested the sample novel \u201c{report.title}\u201d ({report.passages} passages).",
-              flush=True)
-    for book_id in companion.store.outdated():  # stored by an older version: built once, here, not on a question
-        print(f"Preparing {book_id!r} for questions (once, for this version of Vignette)...", flush=True)
-        companion.store.complete(book_id, progress=lambda done, total, stage: print(
-            f"  {stage}: {done}/{total}", flush=True) if stage != "done" and done == total else None)
-    try:
-        warm_up(companion)
-    except VignetteError as err:  # the app still serves; the first question will say what is wrong
-        log.warning("warm-up failed: %s", err.message)
-    return companion
+    if not os.environ.get("VIGNETTE_INGEST_BATCH_SIZE", "").strip():
+        # an upload's progress moves a batch at a time: smaller batches (two encoder batches) move it
+        # smoothly in the browser, at no measurable cost in speed
+        settings = settings.replace(ingest_batch_size=2 * settings.encode_batch_size)
+    return Companion(settings)
 
 
 def warm_up(companion) -> float:
     """Load the answer models (encoder, reader) now, so the first question is answered at once; returns
     the seconds it took."""
+    from bot.startup import WARM_QUESTION
+
     started = time.perf_counter()
-    companion.pipeline.ask(SAMPLE_BOOK, "Who is the keeper of the lighthouse?")
+    companion.pipeline.ask(SAMPLE_BOOK, WARM_QUESTION)
     return time.perf_counter() - started
+
+
+def theme() -> gr.themes.Base:
+    """Soft, amber and stone, with every text and control at WCAG AA contrast (4.5:1; checked by the
+    browser tests): dark text on the light fills, white on the dark amber buttons."""
+    return gr.themes.Soft(primary_hue="amber", secondary_hue="stone", neutral_hue="stone").set(
+        block_label_text_color="*neutral_800", block_label_background_fill="*primary_100",
+        block_title_text_color="*neutral_800", block_info_text_color="*neutral_600",
+        body_text_color_subdued="*neutral_600", input_placeholder_color="*neutral_600",
+        button_primary_background_fill="*primary_800", button_primary_background_fill_hover="*primary_900",
+        button_primary_text_color="white", button_primary_text_color_hover="white",
+        button_secondary_text_color="*neutral_800", button_cancel_background_fill="#b91c1c",
+        button_cancel_background_fill_hover="#991b1b", button_cancel_text_color="white",
+        link_text_color="*primary_800", color_accent="*primary_800", color_accent_soft="*primary_100",
+        checkbox_label_text_color="*neutral_800",
+    )
 
 
 def launch(demo: gr.Blocks, settings: Settings, host: str | None = None, port: int | None = None, **kwargs):
@@ -1234,16 +1582,20 @@ def launch(demo: gr.Blocks, settings: Settings, host: str | None = None, port: i
         host, port = server_address()
     return demo.queue(default_concurrency_limit=2).launch(
         server_name=host, server_port=port, max_file_size=settings.max_file_bytes, css=CSS,
-        theme=gr.themes.Soft(primary_hue="amber", secondary_hue="stone"), footer_links=["api"],
+        theme=theme(), head=HEAD, footer_links=["api"],
         run_history=False,  # conversations are kept by the Companion; nothing else records them
         **kwargs)
 
 
 def main() -> None:
-    """`python app.py` (what `make run` and the Space run): build everything once and serve."""
+    """`python app.py` (what `make run` and the Space run): serve the page first, then get the library and
+    the answer models ready in the background (the page says "Loading…" meanwhile)."""
+    from bot.startup import Startup
+
     try:
         companion = build_companion()
-        demo = build_demo(companion)
+        startup = Startup(companion, SAMPLE_BOOK).start()
+        demo = build_demo(companion, startup)
     except VignetteError as err:
         raise SystemExit(f"error: {err.message}" + (f"\n{err.hint}" if err.hint else "")) from None
     launch(demo, companion.settings)

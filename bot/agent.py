@@ -473,9 +473,8 @@ def _format_illustration(result: dict[str, Any]) -> str:
     else:
         if prompt:
             lines.append(f"Scene prompt ({result.get('writer') or 'writer'}): {prompt}")
+        # the reason only: set-up hints (result["hint"]) belong to the status and the app's About panel
         lines.append(f"No picture was drawn: {result.get('reason') or 'the image models are unavailable'}")
-        if result.get("hint"):
-            lines.append(result["hint"])
     if result.get("notice"):
         lines.append(f"Note: {result['notice']}")
     return "\n".join(lines)

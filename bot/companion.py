@@ -216,8 +216,9 @@ class Companion:
                                   "image": None}
         # 2. can we draw? (never pretend: say why not, and show the prompt instead)
         ok, message = illustrator.models_status()
-        if not ok:
-            result.update(reason=message, hint=TINY_HINT)
+        if not ok:  # the reply says why in plain words; what to install goes to the status (the app's About)
+            result.update(reason="the picture models are not installed on this computer",
+                          hint=f"{message} {TINY_HINT}")
             return result
         # 3. draw
         folder = Path(self.settings.images_dir) / book_id / (session or DEFAULT_SESSION)
@@ -341,6 +342,20 @@ class Companion:
         session, tid = self._check(session, book_id)
         state, _ = self._load_state(tid)
         return state.get("upto_chapter")
+
+    def set_spoiler_limit(self, session: str | None, book_id: str, chapter: int | None) -> int | None:
+        """Save the conversation's spoiler limit now, without a turn (the app's "Reading up to" picker);
+        0, None or a chapter at or past the last one mean the whole book. Returns the limit as stored."""
+        from bot.agent import _checked_limit
+
+        session, tid = self._check(session, book_id)
+        limit = _checked_limit(None if chapter is None else int(chapter), len(self.book(book_id).chapters))
+        with self._lock(tid):
+            self._load_state(tid)
+            self.graph.update_state(self._config(tid), {"upto_chapter": limit, "book_id": book_id,
+                                                        "session": session}, as_node="respond")
+            self.memory.prune(tid)
+        return limit
 
     def reset(self, session: str | None, book_id: str) -> None:
         """Forget a conversation."""

@@ -230,7 +230,7 @@ class Illustrator:
         embeds, longest = encode_prompts(m.text_encoder, m.tokenizer, texts, m.device)
         window = int(getattr(m.text_encoder.config, "max_position_embeddings", 77))
         if longest > window:
-            notices.append(f"the prompt is longer than the text encoder's {window} tokens; its end was cut")
+            notices.append("the scene prompt was too long for the picture model; its end was cut")
         uncond, cond = (embeds[:1], embeds[1:]) if use_cfg else (None, embeds)
 
         # 4. The denoiser: k-diffusion wrapper over the UNet, classifier-free guidance, CLIP guidance.

@@ -45,10 +45,7 @@ TINY_V = "tiny-random-v"
 # architecture, not the weights), so speed can be measured where the weights cannot be downloaded.
 # Pictures are noise.
 SD15_RANDOM = "sd15-random"
-NOISE_NOTICE = (
-    "This picture is noise: the tiny-random models are untrained and only check the mechanics. "
-    "For real pictures use --models default (or VIGNETTE_IMAGE_MODELS)."
-)
+NOISE_NOTICE = "This picture is noise: the test image models are untrained."  # set-up advice: the app's About panel
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 

@@ -52,7 +52,7 @@ class Cancelled(VignetteError):
     def __init__(self, step: int = 0, steps: int = 0):
         self.step = step
         self.steps = steps
-        super().__init__(f"Drawing cancelled after {step} of {steps} steps.")
+        super().__init__(f"Stopped at step {step} of {steps}.")
 
 
 def karras_sigmas(denoiser, steps: int, device=None) -> torch.Tensor:

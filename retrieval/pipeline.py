@@ -257,7 +257,7 @@ class AnswerPipeline:
         if self._reader is not None:
             reader_name = getattr(self._reader, "name", type(self._reader).__name__)
             fallback = reader_name.startswith("sentence:")
-            notice = getattr(self._reader, "notice", None)
+            notice = getattr(self._reader, "reason", None) or getattr(self._reader, "notice", None)
         else:
             choice = resolve_reader(self.settings)
             fallback = choice.kind == "sentence"

@@ -967,6 +967,16 @@ def fallback_notice(settings: "Settings", reason: str) -> str:
     return f"The best-matching sentence answered, because the question-answering model could not be used: {reason}."
 
 
+def reader_setup_hint(settings: "Settings") -> str:
+    """How to get short answers instead of the sentence fallback (shown once, in the app's About panel)."""
+    hub = settings.reader if settings.reader and "/" in str(settings.reader) and not Path(str(settings.reader)).exists() \
+        else "deepset/roberta-base-squad2"
+    return (
+        f"For short answers, point VIGNETTE_READER at a local reader folder (e.g. one written by "
+        f"`python -m retrieval.train_reader`), or set VIGNETTE_ALLOW_DOWNLOADS=1 once while online to fetch {hub}."
+    )
+
+
 def load_reader(
     settings: "Settings", encoder: Any = None, cache_dir: Callable[[str], Path | None] | None = None,
     stored_sentences: Callable[[Book], Any] | None = None,
@@ -976,7 +986,8 @@ def load_reader(
     ``encoder`` is the bi-encoder for the fallback (a SentenceTransformer, or a zero-argument callable
     returning one); by default :func:`retrieval.embedding.load_encoder` of ``settings.embedding_model``.
     ``cache_dir(book_id)`` is where the fallback may keep a book's sentence vectors. Never pretends: the
-    fallback's ``notice`` names the model that could not be used and how to get it.
+    fallback's ``reason`` names the model that could not be used; its ``notice`` says in plain words that
+    the best-matching sentence answered.
     """
     choice = resolve_reader(settings)
     if choice.kind == "extractive":
@@ -990,7 +1001,7 @@ def load_reader(
         from retrieval.embedding import load_encoder
 
         encoder = functools.partial(load_encoder, settings.embedding_model)
-    return SentenceReader(
+    reader = SentenceReader(
         encoder,
         model_name=settings.embedding_model,
         min_similarity=settings.sentence_min_similarity,
@@ -999,6 +1010,8 @@ def load_reader(
         cache_dir=cache_dir,
         stored_sentences=stored_sentences,
     )
+    reader.reason = choice.reason or "unknown reason"  # why the QA model is not used: for status, not answers
+    return reader
 
 
 # --------------------------------------------------------------------------------------------------------

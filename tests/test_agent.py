@@ -137,7 +137,8 @@ def test_illustrate_without_image_models_shows_the_prompt_and_says_why(library):
     turn = companion.reply("eve", "sample", "draw it")
     assert turn.intent == "illustrate" and turn.image is None
     assert turn.scene_prompt and "Scene prompt" in turn.reply
-    assert "No picture was drawn" in turn.reply and "VIGNETTE_IMAGE_MODELS=tiny-random" in turn.reply
+    assert "No picture was drawn" in turn.reply and "VIGNETTE_IMAGE_MODELS" not in turn.reply
+    assert "VIGNETTE_IMAGE_MODELS=tiny-random" in turn.illustration["hint"]  # for the status, not the reply
 
 
 def test_illustrate_with_tiny_random_models_draws_a_png(library):

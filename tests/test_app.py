@@ -6,6 +6,7 @@ with a clear message when they are bad. The app runs in this process on 127.0.0.
 
 from __future__ import annotations
 
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -181,28 +182,37 @@ def test_files_are_served_only_through_event_outputs(served, tmp_path):
         assert refused.value.code == 403
 
 
-def test_bad_uploads_are_refused_and_the_library_is_untouched(served, tmp_path):
-    import gradio as gr
+def _last(updates):
+    """The last update a streaming handler yields."""
+    *_, last = updates
+    return last
 
+
+def test_bad_uploads_are_refused_the_box_reset_and_the_library_untouched(served, tmp_path):
     _, app, companion, _ = served
     before = [b.book_id for b in companion.store.books()]
     stored = {"session": "web-" + "0" * 32, "book": "sample"}
+
+    def refused(path) -> str:
+        *view, box, note = _last(app.upload(str(path), stored))
+        assert box == {"__type__": "update", "value": None}  # the box is emptied, ready for another file
+        assert all(v == {"__type__": "update"} for v in view)  # nothing else on the page changes
+        assert note.startswith("**Not added.**")
+        return note
+
     junk = tmp_path / "junk.txt"
     junk.write_bytes(bytes(range(256)) * 64)
-    with pytest.raises(gr.Error) as bad:
-        app.upload(str(junk), stored)
-    assert "junk.txt" in str(bad.value) or "text" in str(bad.value).lower()
+    note = refused(junk)
+    assert "junk.txt" in note or "text" in note.lower()
     pdf = tmp_path / "novel.pdf"
     pdf.write_bytes(b"%PDF-1.4")
-    with pytest.raises(gr.Error, match=r"\.txt, \.epub"):
-        app.upload(str(pdf), stored)
+    assert ".txt, .epub" in refused(pdf)
     big = tmp_path / "huge.txt"
     big.write_text("CHAPTER I. Long\n\n" + "word " * 5000)
     limit = app.settings.max_file_mb
     app.settings.max_file_mb = 0.01
     try:
-        with pytest.raises(gr.Error, match="limit is 0.01 MiB"):
-            app.upload(str(big), stored)
+        assert "limit is 0.01 MiB" in refused(big)
     finally:
         app.settings.max_file_mb = limit
     assert [b.book_id for b in companion.store.books()] == before
@@ -219,14 +229,93 @@ def test_a_good_upload_becomes_a_book_to_talk_about(served, tmp_path):
         "and carried silver shears. She told Milo that the orchard had been planted by her grandfather.\n",
         encoding="utf-8")
     stored = {"session": "web-" + "1" * 32, "book": "sample"}
-    state, picker, chat, limit, *_ = app.upload(str(book), stored)
+    updates = list(app.upload(str(book), stored))
+    notes = [u[-1] for u in updates[:-1]]
+    assert any(n.startswith(("Reading", "Splitting", "Indexing")) for n in notes)  # the stage, by name
+    state, picker, position, chat, *_, box, note = updates[-1]
     book_id = state["book"]
     assert book_id in [b.book_id for b in companion.store.books()] and book_id != "sample"
-    assert picker["value"] == book_id and chat == [] and limit["maximum"] == 2
+    assert picker["value"] == book_id and box["value"] is None
+    assert [label for label, _ in position["choices"]] == ["Chapter 1 \u2014 The Gate",
+                                                           "Chapter 2 \u2014 The Gardener (the whole book)"]
+    # one "ready" message, in the chat, correctly counted, with the questions to start with
+    assert len(chat) == 1 and chat[0]["role"] == "assistant"
+    ready = chat[0]["content"]
+    assert "is ready: 2 chapters," in ready and ready.count("ready") == 1 and note in ready
+    suggested = [u["value"] for u in updates[-1][12:15] if u.get("visible")]
+    assert suggested and all(q in ready for q in suggested)
     turn = companion.reply("web-" + "1" * 32, book_id, "Who planted the orchard?")
     assert "grandfather" in turn.reply and "Chapter 2" in turn.reply
 
 
+def test_a_book_without_headings_has_one_fixed_reading_position(served, tmp_path):
+    """A short text with no chapter headings: no slider error, a picker that says what it covers, and
+    questions go to that book."""
+    _, app, companion, _ = served
+    text = tmp_path / "a-short-tale.txt"
+    text.write_text("A Short Tale\n\nThe miller's daughter, Elsa Brandvold, kept a grey goose called Tansy. "
+                    "Every morning Elsa walked Tansy to the mill pond. One day the goose found a silver key "
+                    "in the reeds, and Elsa used it to open her grandmother's old sea chest.\n", encoding="utf-8")
+    stored = {"session": "web-" + "6" * 32, "book": "sample"}
+    state, picker, position, chat, *_ = _last(app.upload(str(text), stored))[:-2]
+    assert len(position["choices"]) == 1 and position["interactive"] is False
+    assert "whole" in position["info"]
+    stored = state
+    history = [{"role": "user", "content": "What did the goose find?"}]
+    final = _last(app.respond("What did the goose find?", history, stored, position["value"]))[0]
+    assert "key" in final[-1]["content"] and "Saltmarrow" not in final[-1]["content"]
+    assert "vignette-chip" not in final[-1]["content"]  # no limit, no chip
+
+
+def test_the_reading_position_is_saved_when_it_changes_and_shows_on_answers(served):
+    _, app, companion, _ = served
+    stored = {"session": "web-" + "7" * 32, "book": "sample"}
+    app.set_position(3, stored)
+    assert companion.spoiler_limit(stored["session"], "sample") == 3
+    view = app.load(stored)  # a reload
+    position = view[2]
+    assert position["value"] == 3 and position["choices"][2][0] == "Chapter 3 \u2014 The Letter in the Lantern Room"
+    question = "Who found the letter?"
+    final = _last(app.respond(question, [{"role": "user", "content": question}], stored, position["value"]))[0]
+    assert final[-1]["content"].startswith('<span class="vignette-chip">up to Ch. 3</span>')
+    assert app.chat_history(stored["session"], "sample")[1]["content"].startswith('<span class="vignette-chip">')
+    app.set_position(8, stored)  # the last chapter: the whole book, no limit
+    assert companion.spoiler_limit(stored["session"], "sample") is None
+    assert app.load(stored)[2]["value"] == 8
+
+
+def test_the_status_line_is_short_and_the_set_up_advice_is_in_about(served):
+    _, app, _, _ = served
+    line = app.status()
+    assert line.startswith("Offline \u00b7 answers quoted from the book") and "pictures: test models" in line
+    assert "VIGNETTE" not in line and len(line) < 120
+    about = app.about()
+    assert "VIGNETTE_READER" in about and "all-MiniLM-L6-v2" in about  # details and hints, once, here
+    question = "Who found the letter?"
+    stored = {"session": "web-" + "8" * 32, "book": "sample"}
+    reply = _last(app.respond(question, [{"role": "user", "content": question}], stored, None))[0][-1]["content"]
+    assert "VIGNETTE_" not in reply and "`python" not in reply
+
+
+def test_upload_progress_moves_between_reports_and_estimates_the_time_left(monkeypatch):
+    import app as app_module
+
+    clock = [100.0]
+    monkeypatch.setattr(app_module.time, "perf_counter", lambda: clock[0])
+    tracker = app_module.IngestProgress("novel.txt")
+    assert tracker.line() == "Reading \u201cnovel.txt\u201d\u2026"
+    tracker.update(0, 1, "splitting")
+    assert "Splitting" in tracker.line()
+    tracker.update(0, 600, "embedding")
+    clock[0] += 1.0
+    first = tracker.line()  # no batch done yet: the prior rate moves it
+    assert first.startswith("Indexing passages: 30 of 600 (5%)") and "s left" in first
+    clock[0] += 1.0
+    tracker.update(64, 600, "embedding")  # 64 passages in 2 s: 32 a second
+    clock[0] += 0.5
+    assert tracker.line() == "Indexing passages: 80 of 600 (13%) \u00b7 about 16 s left"
+    clock[0] += 30
+    assert tracker.line().startswith("Indexing passages: 599 of 600")  # never claims done before it is
 def test_the_chat_streams_into_the_page_and_clear_forgets(served):
     """The page's chat handler: the reader's message shows at once, the reply streams in after a
     placeholder, and the chat's clear button forgets the conversation and its pictures."""
@@ -235,15 +324,21 @@ def test_the_chat_streams_into_the_page_and_clear_forgets(served):
     f = fact("How long did the fishermen of Saltmarrow save")
     box, chat, pending = app.take_message(f["question"], [])
     assert box == "" and pending == f["question"] and chat == [{"role": "user", "content": f["question"]}]
-    shown = [list(update[0]) for update in app.respond(pending, chat, stored, 8)]
+    updates, shown = [], []
+    for update in app.respond(pending, chat, stored, 8):
+        updates.append(update)
+        shown.append(list(update[0]))  # the chat as it was at that moment
     assert shown[0][-1] == {"role": "assistant", "content": "\u2026"}
     final = shown[-1][-1]["content"]
     assert "nine years" in final and "Chapter 1" in final
     assert [m["role"] for m in shown[-1]] == ["user", "assistant"]
     assert app.chat_history(stored["session"], "sample")[0]["content"] == f["question"]
+    assert updates[-1][8]["interactive"] is True  # an answer with a passage: Illustrate can act now
+    assert updates[-1][9]["interactive"] is False  # nothing is drawing: Stop cannot
 
-    gallery, picture, prompt, sheet, scene = app.forget(stored)
-    assert gallery == [] and picture is None and scene is None
+    gallery, picture, prompt, sheet, scene, illustrate, regenerate = app.forget(stored)
+    assert gallery["value"] == [] and gallery["visible"] is False and scene is None
+    assert illustrate["interactive"] is False and regenerate["interactive"] is False
     assert companion.history(stored["session"], "sample") == []
     assert app.chat_history(stored["session"], "sample") == []
 
@@ -254,19 +349,38 @@ def test_draw_it_in_the_chat_puts_the_picture_inline_and_in_the_gallery(served):
     question = fact("How long did the fishermen of Saltmarrow save")["question"]
     for _ in app.respond(question, [{"role": "user", "content": question}], stored, None):
         pass
-    updates = [(list(chat), slider, gallery, panel) for chat, slider, gallery, panel
-               in app.respond("draw it", [{"role": "user", "content": "draw it"}], stored, None)]
-    chat, _, gallery, panel = updates[-1]
-    # While it draws, the Illustration panel shows the sampler's previews and the chat says how far it is.
-    previews = [u[3] for u in updates[:-1] if hasattr(u[3], "size")]
+    updates, said = [], []
+    for update in app.respond("draw it", [{"role": "user", "content": "draw it"}], stored, None):
+        updates.append(update)
+        said.append(str(update[0][-1]["content"]))  # the chat's last message at that moment
+    chat, _, gallery, preview, progress, prompt, sheet, scene, illustrate, stop, regenerate, _ = updates[-1]
+    # While it draws, the Illustration tab opens, its preview shows the sampler's steps on their own line,
+    # Stop is the button that acts, and the chat says how far it is.
+    drawing = [u for u in updates[:-1] if str(u[4]).startswith("Drawing: step")]
+    previews = [u[3]["value"] for u in drawing if isinstance(u[3], dict) and u[3].get("value") is not None]
     assert previews and all(p.size == previews[0].size for p in previews)
-    assert any("Drawing: step" in str(u[0][-1]["content"]) for u in updates[:-1])
+    assert drawing[0][9]["interactive"] is True and drawing[0][11].selected == "illustration"
+    assert any("Drawing: step" in text for text in said[:-1])
+    # Then the picture shows once in the chat and once in the panel's gallery; the preview is emptied.
     picture = chat[-1]["content"]
-    assert panel == picture["path"]
     assert isinstance(picture, dict) and picture["path"].endswith(".png") and Path(picture["path"]).is_file()
+    assert preview == {"__type__": "update", "value": None, "visible": False} and progress == ""
     assert "Scene prompt" in chat[-2]["content"] and "Picture: /" not in chat[-2]["content"]
-    assert len(gallery) == 1 and "Chapter 1" in gallery[0][1]
+    assert gallery["visible"] and len(gallery["value"]) == 1
+    label = gallery["value"][0][1]
+    assert "Chapter 1" in label and "prompt v1" in label and "seed " in label
+    assert stop["interactive"] is False and illustrate["interactive"] is True
     assert app.chat_history(stored["session"], "sample")[-1]["content"]["path"].endswith(".png")
+    # Its prompt and sheet fill the panel's boxes, so Regenerate works on a picture drawn from the chat.
+    assert prompt == companion.history(stored["session"], "sample")[-1]["scene_prompt"] and scene.text == prompt
+    assert regenerate["interactive"] is True
+    edited = prompt + ", at dawn"
+    redrawn = list(app.regenerate(edited, sheet, scene, stored, "fast", "euler", 2, 5, False, 0, "64x64", chat))
+    final = redrawn[-1]
+    assert final[1].startswith("Done:") and final[2] == edited and final[7] == 5
+    labels = [label for _, label in final[6]["value"]]
+    assert len(labels) == 2 and "prompt v2 \u00b7 seed 5" in labels[1]  # told apart from the first
+    assert sum(1 for m in final[5] if isinstance(m["content"], dict)) == 2  # one more picture in the chat
 
 
 def test_stop_cancels_a_picture_asked_for_in_the_chat(served):
@@ -309,14 +423,21 @@ def test_stop_cancels_a_drawing_within_a_step(served):
         pass
     drawing = app.illustrate_last(stored, None, "fast", "euler", 60, 0, True, 0, "256x256", [])
     shown = next(drawing)  # the scene prompt and its character sheet, before the first step
-    assert shown[1] and shown[3] is not None
-    preview = next(drawing)[0]
-    assert preview is not None and preview.size == (256, 256)
+    assert shown[2] and shown[4] is not None
+    assert shown[8]["interactive"] is False and shown[9]["interactive"] is True  # only Stop can act now
+    update = next(drawing)
+    while update[0].get("value") is None:  # steps without a preview
+        update = next(drawing)
+    assert update[0]["value"].size == (256, 256) and update[1].startswith("Drawing: step")
     started = time.perf_counter()
     app.stop(stored)
     rest = list(drawing)
     assert time.perf_counter() - started < 10
-    assert all(not isinstance(update[4], list) for update in rest)  # the chat never got a picture
+    assert all(not isinstance(update[5], list) for update in rest)  # the chat never got a picture
+    stopped = rest[-1]
+    assert re.fullmatch(r"Stopped at step \d+ of 60\.", stopped[1])  # said where it stopped
+    assert stopped[0] == {"__type__": "update", "value": None, "visible": False}  # the stale preview goes
+    assert stopped[8]["interactive"] is True and stopped[9]["interactive"] is False
     assert not list(app.session_folder(stored["session"], "sample").glob("*.png"))
 
 

@@ -71,7 +71,7 @@ def test_the_reader_opens_a_quote_and_refuses_one_past_the_limit(served):
     with pytest.raises(gr.Error, match="nothing further"):
         panels.turn_page({"previous": None, "next": None}, "next", stored, 2)
     # book text is escaped: markup in a book is shown as text
-    from bot.reading import Paragraph, PassageView
+    from bot.passage_view import Paragraph, PassageView
 
     view = PassageView("x", 1, "<b>One</b>", [Paragraph("<script>alert(1)</script> & more", 0, 10, [(0, 8)])],
                        (0, 8), None, None, None)

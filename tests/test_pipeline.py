@@ -57,7 +57,7 @@ def test_fallback_answers_with_a_sentence_from_the_right_chapter(library, start)
     assert book.text[ev.start : ev.end] == ev.quote  # the quote is verbatim at its offsets
     assert ev.chapter_title == book.chapter(ev.chapter).title
     assert answer.reader.startswith("sentence:")
-    assert "qa-model-not-on-this-machine" in answer.notice and "best-matching sentence" in answer.notice
+    assert "qa-model-not-on-this-machine" in pipeline.reader.reason and "best-matching sentence" in answer.notice
 
 
 def test_status_says_the_fallback_answers(library):

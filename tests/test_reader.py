@@ -14,6 +14,7 @@ from retrieval.reader import (
     SentenceReader,
     decode_spans,
     load_reader,
+    reader_setup_hint,
     make_windows,
     resolve_reader,
 )
@@ -302,10 +303,12 @@ def test_load_reader_falls_back_and_says_why(settings, tiny_qa_dir):
     assert choice.kind == "sentence"
     reader = load_reader(missing, encoder=object())
     assert isinstance(reader, SentenceReader)
-    assert "some-org/not-on-this-machine" in reader.notice
-    assert "VIGNETTE_ALLOW_DOWNLOADS=1" in reader.notice and "VIGNETTE_READER" in reader.notice
+    assert "some-org/not-on-this-machine" in reader.reason and "best-matching sentence" in reader.notice
+    assert len(reader.notice.split()) < 25 and "VIGNETTE_" not in reader.notice  # plain words in every answer
+    hint = reader_setup_hint(missing)  # the set-up advice, for the app's About panel
+    assert "VIGNETTE_ALLOW_DOWNLOADS=1" in hint and "VIGNETTE_READER" in hint
     no_folder = load_reader(settings.replace(reader=str(tiny_qa_dir / "nope")), encoder=object())
-    assert isinstance(no_folder, SentenceReader) and "does not exist" in no_folder.notice
+    assert isinstance(no_folder, SentenceReader) and "does not exist" in no_folder.reason
     local = load_reader(settings.replace(reader=str(tiny_qa_dir)))
     assert isinstance(local, ExtractiveReader) and local.notice is None
 

@@ -1,5 +1,5 @@
 """The reading companion's surfaces and their spoiler safety: the recap (bot/recap.py), the people
-(bot/people.py), a citation opened in context (bot/reading.py), "not yet" versus "not in the book"
+(bot/people.py), a citation opened in context (bot/passage_view.py), "not yet" versus "not in the book"
 (bot/spoilers.py) and the Markdown export (bot/export.py).
 
 Spoiler safety is checked on the shared Gutenberg novels (skipped where ../shared is absent), by chapter and
@@ -17,7 +17,7 @@ import pytest
 
 from bot.export import export_markdown, md_escape
 from bot.people import book_upto, people_as_of
-from bot.reading import open_passage, page
+from bot.passage_view import open_passage, page
 from bot.recap import build_recap, select
 from retrieval.loading import load_book
 
