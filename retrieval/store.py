@@ -432,6 +432,7 @@ class BookStore:
         found_chapters = book.chapters  # book.json keeps them as found; the reader's corrections apply on top
         from retrieval.corrections import CORRECTIONS_FILE, apply_corrections, load_corrections
 
+        final = self.settings.books_dir / book_id  # the stored book (when re-indexing), whose corrections carry over
         corrections = load_corrections(final) if final.is_dir() else []
         if corrections:
             book = replace(book, chapters=apply_corrections(book.text, book.chapters, corrections)[0])
