@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -316,6 +317,9 @@ class ReadSpan:
     combined: float  # score - rank_penalty x candidate_rank: what the reader ranks spans by
 
 
+_TOKENIZER_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=4)
 def _load_qa_model(name_or_path: str, int8: bool = False) -> tuple[Any, Any, dict[str, Any]]:
     """(tokenizer, model, reader config) for a hub id or local folder; cached, so loading happens once.
@@ -478,7 +482,8 @@ class ExtractiveReader:
         if not candidates:
             return []
         contexts = [c.passage.text for c in candidates]
-        windows = make_windows(self._tokenizer, [question] * len(contexts), contexts, self.max_length, self.stride)
+        with _TOKENIZER_LOCK:  # a fast tokenizer is not thread-safe ("Already borrowed"); the app answers in threads
+            windows = make_windows(self._tokenizer, [question] * len(contexts), contexts, self.max_length, self.stride)
         with torch.inference_mode():
             out = self._model(**windows.inputs)
         spans: list[Span] = []
