@@ -1170,7 +1170,7 @@ class ReadingPanels:
         return f"draw {name}"
 
     def _open(self, book_id: str, start: int, end: int | None, limit: int | None):
-        from bot.reading import open_passage
+        from bot.passage_view import open_passage
 
         try:
             view = open_passage(self.app.c.book(book_id), start, end, limit)

@@ -50,7 +50,9 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     book = store.get_book(report.book_id)
     warnings = structure_warnings(book)
     if args.json:
-        print(json.dumps({**report.to_dict(), "structure": book.structure, "warnings": warnings},
+        data = report.to_dict()
+        encoded = data.pop("encoded")  # the keys in the order --help gives them
+        print(json.dumps({**data, "structure": book.structure, "warnings": warnings, "encoded": encoded},
                          ensure_ascii=False))
         return 0
     if report.added:

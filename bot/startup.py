@@ -108,7 +108,7 @@ def about_text(status: dict[str, Any] | None, setup_hints: list[str] | None = No
     lines = ["Vignette answers from the book itself and quotes the passage with its chapter. Everything runs "
              "on this computer; nothing is sent anywhere.", ""]
     if "reader" in answers:
-        reader = str(answers["reader"])
+        reader = str(answers.get("reader_label") or answers["reader"])
         if answers.get("reader_fallback"):
             reader += " (the best-matching sentence answers"
             reader += f": {answers['reader_notice']})" if answers.get("reader_notice") else ")"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 from vignette.documents import Answer, Book
@@ -162,6 +163,15 @@ class _torch_threads:
             torch.set_num_threads(self.before)
 
 
+def _reader_label(reader_name: str, fallback: bool, model_path: Any) -> str:
+    """The reader in words for the About panel: the shipped one by what it is, any other by its name."""
+    from retrieval.reader import SHIPPED_READER
+
+    if not fallback and model_path and Path(str(model_path)).resolve() == SHIPPED_READER:
+        return "Vignette's own reader (MiniLM-L6 fine-tuned for extractive question answering, models/reader)"
+    return reader_name
+
+
 class _TimedReranker:
     """Wraps a re-ranker to measure the time it spends, so a query's cost can be split by stage."""
 
@@ -258,12 +268,14 @@ class AnswerPipeline:
             reader_name = getattr(self._reader, "name", type(self._reader).__name__)
             fallback = reader_name.startswith("sentence:")
             notice = getattr(self._reader, "reason", None) or getattr(self._reader, "notice", None)
+            model_path = getattr(self._reader, "model_name_or_path", None)
         else:
             choice = resolve_reader(self.settings)
             fallback = choice.kind == "sentence"
             reader_name = (f"extractive:{choice.model}" if not fallback
                            else f"sentence:{self.settings.embedding_model}")
             notice = choice.reason
+            model_path = choice.model
         threshold: Any = self.settings.abstain_threshold
         if threshold is None:
             threshold = "the reader's calibrated margin (0 when it has none)"
@@ -274,6 +286,7 @@ class AnswerPipeline:
             reranker = None
         return {
             "reader": reader_name,
+            "reader_label": _reader_label(reader_name, fallback, model_path),
             "reader_fallback": fallback,
             "reader_notice": notice,
             "configured_reader": self.settings.reader,

@@ -968,8 +968,12 @@ def _in_hf_cache(repo_id: str) -> bool:
 
 
 def fallback_notice(settings: "Settings", reason: str) -> str:
-    """What the sentence fallback says with each answer: that it stands in, and why (short, plain words)."""
-    return f"The best-matching sentence answered, because the question-answering model could not be used: {reason}."
+    """What the sentence fallback says with each answer: that it stands in, in a few plain words.
+
+    The long reason (which model, why) is the reader's ``reason``: the status line and the About panel
+    show it once, rather than every answer repeating it.
+    """
+    return "The best-matching sentence answered: the question-answering model could not be used."
 
 
 def reader_setup_hint(settings: "Settings") -> str:

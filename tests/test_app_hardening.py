@@ -97,22 +97,19 @@ def test_the_file_limit_is_mib_with_decimals(handlers, tmp_path):
     handlers.settings = handlers.c.settings = handlers.c.settings.replace(max_file_mb=1.5)
     under = tmp_path / "under.txt"  # 1.55 MB but under 1.5 MiB: past the size check, refused as binary
     under.write_bytes(bytes(range(256)) * (1_550_000 // 256))
-    with pytest.raises(gr.Error, match="not a text file"):
-        handlers.upload(str(under), {})
+    note = list(handlers.upload(str(under), {}))[-1][-1]
+    assert note.startswith("**Not added.**") and "not a text file" in note
     over = tmp_path / "over.txt"
     over.write_bytes(b"word " * (int(1.5 * MIB) // 5 + 1))
-    with pytest.raises(gr.Error, match=r"1\.5 MiB; the limit is 1\.5 MiB"):
-        handlers.upload(str(over), {})
+    note = list(handlers.upload(str(over), {}))[-1][-1]
+    assert note.startswith("**Not added.**") and re.search(r"1\.5 MiB; the limit is 1\.5 MiB", note)
     with pytest.raises(Exception, match="over the limit of 1.5 MiB"):
         load_book(over, max_bytes=settings.max_file_bytes)
 
 
-def test_uploads_get_an_id_of_their_own(handlers, companion, tmp_path, monkeypatch):
+def test_uploads_get_an_id_of_their_own(handlers, companion, tmp_path):
     """A second book of the same title, and titles without Latin letters, are added under unique ids, shown."""
-    import app
-
     said: list[str] = []
-    monkeypatch.setattr(app.gr, "Info", lambda message, *a, **k: said.append(message))
     books = {
         "first.txt": "The Lighthouse\n\nCHAPTER I\n\nMara climbed the tower and lit the lamp at dusk.\n",
         "second.txt": "The Lighthouse\n\nCHAPTER I\n\nOrin sold the lighthouse to a man from the city.\n",
@@ -123,14 +120,15 @@ def test_uploads_get_an_id_of_their_own(handlers, companion, tmp_path, monkeypat
     for name, text in books.items():
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
-        shown = handlers.upload(str(path), {})
+        shown = list(handlers.upload(str(path), {}))[-1]
         ids.append(shown[1]["value"])
+        said.append(shown[-1])
         assert f"is ready as {ids[-1]}" in said[-1]
     assert len(set(ids)) == 4 and ids[0] == "the-lighthouse" and ids[1].startswith("the-lighthouse-")
     stored = {b.book_id: b.title for b in companion.store.books()}
     assert [stored[i] for i in ids] == ["The Lighthouse", "The Lighthouse", "Маяк", "灯塔"]
-    again = handlers.upload(str(tmp_path / "ru.txt"), {})  # the same file again: found, not duplicated
-    assert again[1]["value"] == ids[2] and "already in the library" in said[-1]
+    again = list(handlers.upload(str(tmp_path / "ru.txt"), {}))[-1]  # the same file again: found, not duplicated
+    assert again[1]["value"] == ids[2] and "already in the library" in again[-1]
 
 
 def test_api_session_names_are_refused_not_altered():

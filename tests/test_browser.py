@@ -340,8 +340,9 @@ def test_first_screen_contrast_and_labels(server, browser, size):
         page.wait_for_timeout(800)
         page.screenshot(path=str(Path(os.environ["VIGNETTE_SCREENSHOT"]).with_name("screenshot-phone.png")))
     page.locator("#vignette-about").get_by_text("About").click()  # the About panel too
-    page.locator("#vignette-about-text").get_by_text("Set-up").wait_for(timeout=30_000)
-    assert "VIGNETTE_READER" in page.locator("#vignette-about-text").inner_text()
+    page.locator("#vignette-about-text").get_by_text("Retrieval:").wait_for(timeout=30_000)
+    about = page.locator("#vignette-about-text").inner_text()
+    assert "Answers:" in about and "all-MiniLM-L6-v2" in about  # what answers, said once, here
     assert page.evaluate(CONTRAST_JS) == []
     assert page.evaluate(UNLABELLED_JS) == []
     titles = page.locator("#vignette-book input")

@@ -67,6 +67,7 @@ def test_book_markup_is_shown_as_text_and_fetches_nothing(server, tmp_path):
         page = open_app(context, server.url)
 
         # 1. The upload notice names the title as it is.
+        page.locator("#vignette-add-book").click()
         page.locator("#vignette-upload input[type=file]").set_input_files(str(path))
         notice = page.get_by_text("is ready as", exact=False)
         notice.first.wait_for(timeout=180_000)

@@ -50,10 +50,16 @@ def test_json_prints_one_object_per_turn(library):
 
 def test_upto_chapter_flag_sets_the_conversation_limit(library):
     code, out = run_chat(library, ["--session", "cli-2", "--json", "--upto-chapter", "2"],
-                         ["Where did Wren hide the letter?"])
-    turn = json.loads(out.splitlines()[0])
-    assert code == 0 and turn["upto_chapter"] == 2
-    assert turn["evidence"] and all(e["chapter"] <= 2 for e in turn["evidence"])
+                         ["How many steps does the lighthouse have?", "Who found the letter?"])
+    steps, found = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and steps["upto_chapter"] == found["upto_chapter"] == 2
+    assert "one hundred and twelve" in steps["answer"] and steps["evidence"][0]["chapter"] == 2
+    # The letter is found in chapter 3: within the limit nothing past chapter 2 is quoted.
+    assert all(e["chapter"] <= 2 for e in found["evidence"])
+    code, out = run_chat(library, ["--session", "cli-2b", "--json"], ["Who found the letter?"])
+    free = json.loads(out.splitlines()[0])
+    assert code == 0 and free["upto_chapter"] is None
+    assert "Wren" in free["answer"] and free["evidence"][0]["chapter"] == 3
 
 
 def test_plain_output_shows_answer_quote_and_chapter(library):

@@ -99,6 +99,7 @@ def test_metadata_round_trips(tiny, book, tmp_path):
         "every": 3,
         "cut_pow": 1.0,
         "sigma_data": 1.0,
+        "decode_scale": 1.0,
     }
     assert meta["models"]["profile"] == "tiny-random" and "random" in meta["models"]["diffusion"]
     assert meta["book_id"] == "sample" and meta["writer"] == "rule-based"

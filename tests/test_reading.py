@@ -115,12 +115,18 @@ def test_status_words_are_plain_and_the_details_go_to_about():
 
 def test_startup_serves_first_and_says_loading_until_ready():
     release = threading.Event()
-    asked = []
+    asked, completed = [], []
 
     class Store:  # the library: storing the sample waits until released
         def ensure_sample(self):
             release.wait(30)
             return None
+
+        def outdated(self):  # a book stored by an older version: its views are built here, not on a question
+            return ["old-book"]
+
+        def complete(self, book_id):
+            completed.append(book_id)
 
     class Pipeline:
         def ask(self, book_id, question):
@@ -133,7 +139,7 @@ def test_startup_serves_first_and_says_loading_until_ready():
     assert not startup.library.is_set() and startup.stage.startswith("Loading")
     release.set()
     assert startup.wait(30) and startup.error is None and startup.stage == ""
-    assert asked == [("sample", "Who is the keeper of the lighthouse?")]
+    assert asked == [("sample", "Who is the keeper of the lighthouse?")] and completed == ["old-book"]
 
 
 def test_startup_keeps_the_reason_when_warming_fails():
@@ -144,6 +150,10 @@ def test_startup_keeps_the_reason_when_warming_fails():
             @staticmethod
             def ensure_sample():
                 return None
+
+            @staticmethod
+            def outdated():
+                return []
 
         class pipeline:  # noqa: N801
             @staticmethod

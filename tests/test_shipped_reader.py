@@ -69,9 +69,9 @@ def test_a_damaged_copy_is_refused_and_the_sentence_reader_says_why(tmp_path, se
         shard.write_bytes(bytes(data))
     reader = load_reader(settings.replace(reader=str(copy)))
     assert isinstance(reader, SentenceReader)
-    assert "weights-03.safetensors" in reader.notice
-    assert ("is missing" if damage == "missing" else "sha256") in reader.notice
-    assert reader.notice.startswith("The best-matching sentence answered")
+    assert "weights-03.safetensors" in reader.reason  # why, named once (status line, About panel)
+    assert ("is missing" if damage == "missing" else "sha256") in reader.reason
+    assert reader.notice.startswith("The best-matching sentence answered")  # what each answer says
 
 
 def _tiny_qa(minilm_path, folder: Path):
