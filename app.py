@@ -581,7 +581,8 @@ class VignetteApp:
             return
         size = path.stat().st_size
         if size > self.settings.max_file_bytes:
-            yield refuse(f"\u201c{name}\u201d is {size / MIB:.1f} MiB; the limit is {self.settings.max_file_mb:g} "
+            shown = f"{size / MIB:.1f}" if size >= MIB else f"{size / MIB:.3g}"  # a small limit: no "0.0 MiB"
+            yield refuse(f"\u201c{name}\u201d is {shown} MiB; the limit is {self.settings.max_file_mb:g} "
                          "MiB (a long novel is about 1\u20132 MiB of text).")
             return
         self.wait_for_library()

@@ -184,15 +184,18 @@ def open_settings(page, steps: int, size: str):
     if not settings.locator("#vignette-steps").is_visible():
         settings.get_by_text("Drawing settings").click()
     box = page.locator("#vignette-steps input[type=number]")
-    box.fill(str(steps))
-    box.press("Enter")
-    box.blur()  # the slider takes the value on blur, before anything is drawn with it
-    page.wait_for_timeout(300)
     size_box = page.locator("#vignette-size input")
-    size_box.fill(size)
-    size_box.press("Enter")
-    size_box.blur()
-    page.wait_for_timeout(300)
+    for _ in range(5):  # choosing a picture loads its settings: one still arriving can overwrite ours, so retry
+        box.fill(str(steps))
+        box.press("Enter")
+        box.blur()  # the slider takes the value on blur, before anything is drawn with it
+        size_box.fill(size)
+        size_box.press("Enter")
+        size_box.blur()
+        page.wait_for_timeout(800)
+        if box.input_value() == str(steps) and size_box.input_value() == size:
+            return
+    raise AssertionError(f"the drawing settings did not keep {steps} steps at {size}")
 
 
 def chat_pictures(page):
@@ -490,6 +493,8 @@ def test_the_conversation_survives_a_restart_and_stays_private(server, reader, b
     page = open_app(reader, server.url)
     choose(page, "#vignette-book", re.compile("The Keeper's Promise"))
     bot_messages(page).filter(has_text="Chapter 1").first.wait_for(timeout=60_000)
+    wait_for_pictures(page, "#vignette-chat img", 1, timeout=30_000)  # earlier tests drew in this conversation
+    page.wait_for_timeout(500)
     before = chat_pictures(page).count()
     page.close()
     server.stop()
@@ -499,7 +504,9 @@ def test_the_conversation_survives_a_restart_and_stays_private(server, reader, b
     user.first.wait_for(timeout=60_000)
     assert user.first.inner_text().strip() == QUESTION
     assert bot_messages(page).filter(has_text="Chapter 1").count() >= 1
+    wait_for_pictures(page, "#vignette-chat img", before, timeout=30_000)
     assert chat_pictures(page).count() == before >= 1  # the pictures came back with it
+    wait_for_pictures(page, "#vignette-gallery img", before, timeout=30_000)  # the gallery fills after the chat
     assert page.locator("#vignette-gallery img").count() == before
     page.close()
 
