@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
                      "(default: $VIGNETTE_READER)")
     ask.add_argument("--json", action="store_true", help='print JSON: {"answer", "abstained", "evidence": '
                      '[{"quote", "chapter", "chapter_title", "start", "end", "passage_id", "score"}], "reader", "later"}; "later" '
-                     '(with --upto-chapter): the book answers after the limit')
+                     '(with --upto-chapter): the book answers after the limit; "notice" and "reader_reason" when the '
+                     'best-matching sentence stands in for the question-answering model, and why')
     ask.set_defaults(func=run)
 
 
@@ -60,8 +61,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         data = answer.to_dict()
         if args.upto_chapter:
             data["later"] = later
+        reason = getattr(pipeline.reader, "reason", None)  # why a stand-in answers (a one-off command: said here)
         if answer.notice:
             data["notice"] = answer.notice
+        if reason:
+            data["reader_reason"] = reason
         print(json.dumps(data, ensure_ascii=False))
         return 0
     if later:
@@ -77,6 +81,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if answer.notice:
         print()
         print(f"note: {answer.notice}")
+        reason = getattr(pipeline.reader, "reason", None)
+        if reason:
+            print(f"      ({reason[0].upper() + reason[1:]}.)")
     return 0
 
 

@@ -30,13 +30,13 @@ def test_ask_json_on_the_sample(cli_env):
     ev = data["evidence"][0]
     assert set(ev) == {"quote", "chapter", "chapter_title", "start", "end", "passage_id", "score"}
     assert ev["chapter"] == 2 and ev["chapter_title"].startswith("Chapter 2")
-    assert "qa-model-not-on-this-machine" in data["notice"]
+    assert "best-matching sentence" in data["notice"] and "qa-model-not-on-this-machine" in data["reader_reason"]
 
     # Human output: the answer, the quote in quotation marks, the chapter, and the fallback's notice.
     done = _ask(cli_env, "--book", "sample", "--upto-chapter", "2", "How many steps does the lighthouse have?")
     assert done.returncode == 0, done.stderr
     assert "\u201c" in done.stdout and "\u2014 Chapter 2: The Keeper of Gullstone Rock" in done.stdout
-    assert "note: The best-matching sentence answered" in done.stdout
+    assert "note: The best-matching sentence answered" in done.stdout and "qa-model-not-on-this-machine" in done.stdout
 
     # Abstaining reads as a plain sentence.
     done = _ask(cli_env, "--book", "sample", "What is the boiling point of mercury in kelvin?")
