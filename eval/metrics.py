@@ -10,13 +10,10 @@
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation)
+from retrieval.text import normalize_answer  # noqa: F401 - SQuAD's normalisation, used by the training too
 
 
 # ------------------------------------------------------------------------------------------------ retrieval
@@ -36,14 +33,6 @@ def reciprocal_rank(ranked: Sequence[str], gold: Iterable[str]) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def normalize_answer(s: str) -> str:
-    """SQuAD v1.1 normalisation: lower case, no punctuation, no articles, single spaces."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in _PUNCT)
-    s = _ARTICLES.sub(" ", s)
-    return " ".join(s.split())
-
-
 def _tokens(s: str) -> list[str]:
     return normalize_answer(s).split()
 

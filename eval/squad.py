@@ -43,7 +43,7 @@ def best_margins(reader, questions: list[str], contexts: list[str], batch: int =
 
     from retrieval.reader import decode_spans, make_windows
 
-    model, tokenizer = reader._model, reader._tokenizer
+    model, tokenizer = reader.model, reader.tokenizer
     device = next(model.parameters()).device
     results: list[tuple[float, str]] = []
     for b in range(0, len(questions), batch):
@@ -72,7 +72,7 @@ def load_reader(name: str, device: str = "auto"):
     reader = ExtractiveReader(name, None)
     reader.warm_up()
     target = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    reader._model.to(target)
+    reader.model.to(target)
     return reader
 
 
@@ -123,7 +123,8 @@ def squad_scores(reader, spec: str, threshold: float | None, limit: int | None =
 def calibrate(reader, spec: str, limit: int | None = None) -> dict:
     """The abstain threshold that best separates answerable questions from the same questions with the
     answer cut out of their paragraph (see the module docstring)."""
-    from retrieval.train_reader import _cut_answer, choose_threshold, read_squad
+    from eval.reader import choose_threshold
+    from retrieval.train_reader import _cut_answer, read_squad
 
     pos_q, pos_c, neg_q, neg_c = [], [], [], []
     for article in read_squad(spec):

@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from retrieval.reader_protocol import PassageJudge, Reader, rerank_by_reader
 from vignette.documents import Answer, Book
 from vignette.errors import VignetteError
 from vignette.settings import Settings
@@ -203,7 +204,7 @@ class AnswerPipeline:
     stage (``retrieve``, ``rerank``, ``read``).
     """
 
-    def __init__(self, store: Any, settings: Settings, retriever: Any = None, reader: Any = None):
+    def __init__(self, store: Any, settings: Settings, retriever: Any = None, reader: Reader | None = None):
         self.store = store
         self.settings = settings
         self._retriever = retriever
@@ -221,7 +222,7 @@ class AnswerPipeline:
         return self._retriever
 
     @property
-    def reader(self) -> Any:
+    def reader(self) -> Reader:
         if self._reader is None:
             from retrieval.reader import load_reader
 
@@ -266,7 +267,7 @@ class AnswerPipeline:
 
         if self._reader is not None:
             reader_name = getattr(self._reader, "name", type(self._reader).__name__)
-            fallback = reader_name.startswith("sentence:")
+            fallback = bool(getattr(self._reader, "is_fallback", False))
             notice = getattr(self._reader, "reason", None) or getattr(self._reader, "notice", None)
             model_path = getattr(self._reader, "model_name_or_path", None)
         else:
@@ -279,7 +280,7 @@ class AnswerPipeline:
         threshold: Any = self.settings.abstain_threshold
         if threshold is None:
             threshold = "the reader's calibrated margin (0 when it has none)"
-            if self._reader is not None and getattr(self._reader, "_model", None) is not None:
+            if self._reader is not None and getattr(self._reader, "loaded", False):
                 threshold = self._reader.abstain_threshold
         reranker = self.settings.reranker
         if self._retriever is not None and getattr(self._retriever, "reranker", None) is None:
@@ -339,22 +340,20 @@ class AnswerPipeline:
                 timers[-1].seconds = 0.0
         t0 = time.perf_counter()
         reader = self.reader
-        extractive = str(getattr(reader, "name", "")).startswith("extractive:")
-        depth = self.settings.reader_rerank_depth if extractive else 0
+        depth = self.settings.reader_rerank_depth if isinstance(reader, PassageJudge) else 0
         candidates = retriever.retrieve(book_id, question, top_k=max(top_k, depth), max_chapter=limit)
-        t1 = time.perf_counter()
         rerank_s = sum(timer.seconds for timer in timers)
+        if depth > 0:  # the reader re-ranks the best `reader_rerank_depth` by its confidence, then reads them
+            t = time.perf_counter()
+            candidates = rerank_by_reader(reader, question, candidates, depth=depth,
+                                          weight=self.settings.reader_rerank_weight)[:depth]
+            rerank_s += time.perf_counter() - t
+        t1 = time.perf_counter()
 
-        # 4. Read: the QA reader reads the best `reader_passages` (its cost grows with each), or the best
-        # `reader_rerank_depth`, which it re-ranks by its own confidence before answering; the sentence
+        # 4. Read: a QA reader reads its best `max_passages` (each costs a forward pass); the sentence
         # fallback's sentence vectors are cached per book, so it looks at all of them.
-        if depth > 0:
-            candidates, answer = reader.rerank_and_read(question, candidates, book, depth=depth,
-                                                        weight=self.settings.reader_rerank_weight)
-        else:
-            if extractive:
-                candidates = candidates[: max(1, self.settings.reader_passages)]
-            answer = reader.read(question, candidates, book)
+        most = getattr(reader, "max_passages", None)
+        answer = reader.read(question, candidates[: max(1, most)] if most and depth <= 0 else candidates, book)
         t2 = time.perf_counter()
         self.last_timings = {
             "check": check_ms,

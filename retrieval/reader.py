@@ -23,10 +23,10 @@ no-answer windows (SQuAD 2.0 models; ``python -m retrieval.train_reader --negati
 meaning. Spans are then ranked by ``score - rank_penalty x retrieval rank`` (settings.reader_rank_penalty),
 so the retriever's order counts as a prior, and the bot abstains when no span's margin reaches the
 abstain threshold: ``settings.abstain_threshold`` when set, else the one calibrated for the model and stored
-in its folder (``python -m retrieval.train_reader --calibrate``). A question asking for a number or a name
+in its folder (``python -m eval.reader --calibrate``). A question asking for a number or a name
 is only answered by a span that holds one (:func:`expected_answer_type`). Measured on FairytaleQA val (explicit questions, a MiniLM reader trained
 here): reading the top 3 sections by raw logits scored below reading the top 1 early in training; by
-margin it scores above, and the rank penalty adds to that (``python -m retrieval.train_reader --evaluate``).
+margin it scores above, and the rank penalty adds to that (``python -m eval.reader --evaluate``).
 
 **Sentence fallback** (:class:`SentenceReader`): with no QA model on the machine, the bi-encoder picks
 the sentence of the retrieved passages closest to the question (cosine similarity, plus a small
@@ -42,6 +42,7 @@ import logging
 import math
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -417,9 +418,16 @@ class ExtractiveReader:
         self._abstain_threshold: float | None = abstain_threshold  # None: the folder's calibrated threshold
         self.typed = True  # a number question needs a span with a number, a "what was the name" one a name
         self.notice: str | None = None
+        self.max_passages: int | None = settings.reader_passages if settings else 3  # each costs a forward pass
         self._tokenizer = None
         self._model = None
         self._config: dict[str, Any] = {}
+        # Each passage's spans for the latest questions: re-ranking and then reading reads a passage once.
+        self._memo: OrderedDict[tuple, list[tuple[int, int, float, float]]] = OrderedDict()
+        self._memo_lock = threading.Lock()
+
+    is_fallback = False  # the configured reader itself (see retrieval.reader_protocol.Reader)
+    reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -431,10 +439,26 @@ class ExtractiveReader:
             self._tokenizer, self._model, self._config = _load_qa_model(self.model_name_or_path, self.int8)
 
     @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (nothing is loaded to answer this)."""
+        return self._model is not None
+
+    @property
+    def model(self) -> Any:
+        """The ``AutoModelForQuestionAnswering`` (loaded on first use)."""
+        self.warm_up()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        self.warm_up()
+        return self._tokenizer
+
+    @property
     def abstain_threshold(self) -> float:
         """The margin a span needs for the reader to answer: set explicitly (argument or
         ``VIGNETTE_ABSTAIN_THRESHOLD``), else the one calibrated for this model and stored in its folder by
-        ``python -m retrieval.train_reader --calibrate``, else 0 (the span beats "not here")."""
+        ``python -m eval.reader --calibrate``, else 0 (the span beats "not here")."""
         if self._abstain_threshold is not None:
             return float(self._abstain_threshold)
         self.warm_up()
@@ -475,43 +499,76 @@ class ExtractiveReader:
 
     def _read_all(self, question: str, candidates: Sequence[Candidate], top_n: int = 10,
                   rank_offset: int = 0) -> list[ReadSpan]:
-        """Every window's best spans (up to ``top_n`` each, at least 3), de-duplicated, in no order."""
-        import torch
-
+        """Every passage's best spans (up to ``top_n`` a window, at least 3), de-duplicated, in no order."""
         self.warm_up()
         if not candidates:
             return []
-        contexts = [c.passage.text for c in candidates]
-        with _TOKENIZER_LOCK:  # a fast tokenizer is not thread-safe ("Already borrowed"); the app answers in threads
-            windows = make_windows(self._tokenizer, [question] * len(contexts), contexts, self.max_length, self.stride)
-        with torch.inference_mode():
-            out = self._model(**windows.inputs)
-        spans: list[Span] = []
         per_window = min(max(3, top_n), 50)  # a window's 50 best spans hold its best eligible ones
-        for w in range(len(windows)):  # every window's own best spans, so no passage goes unheard
-            for span in decode_spans(out.start_logits[w], out.end_logits[w], windows.offsets[w],
-                                     windows.context_mask[w], max_answer_tokens=self.max_answer_tokens,
-                                     top_n=per_window):
-                spans.append(Span(w, span.start_token, span.end_token, span.start_char, span.end_char,
-                                  span.score, span.logit, span.null_logit))
-        found: dict[tuple[int, int, int], ReadSpan] = {}
-        for span in spans:
-            passage = candidates[windows.sample[span.window]].passage
-            rank = windows.sample[span.window] + rank_offset
-            key = (rank, span.start_char, span.end_char)
-            if key in found and found[key].score >= span.score:
-                continue  # the same span seen again by an overlapping window
-            found[key] = ReadSpan(
-                text=passage.text[span.start_char : span.end_char],
-                passage=passage,
-                start=passage.start + span.start_char,
-                end=passage.start + span.end_char,
-                score=span.score,
-                logit=span.logit,
-                candidate_rank=rank,
-                combined=span.score - self.rank_penalty * rank,
-            )
-        return list(found.values())
+        found = self._passage_spans(question, [c.passage for c in candidates], per_window)
+        out = []
+        for index, (candidate, spans) in enumerate(zip(candidates, found)):
+            passage, rank = candidate.passage, index + rank_offset
+            for start_char, end_char, score, logit in spans:
+                out.append(ReadSpan(
+                    text=passage.text[start_char:end_char],
+                    passage=passage,
+                    start=passage.start + start_char,
+                    end=passage.start + end_char,
+                    score=score,
+                    logit=logit,
+                    candidate_rank=rank,
+                    combined=score - self.rank_penalty * rank,
+                ))
+        return out
+
+    def _passage_spans(self, question: str, passages: Sequence[Passage],
+                       per_window: int) -> list[list[tuple[int, int, float, float]]]:
+        """Each passage's spans as ``(start_char, end_char, margin, logit)``, the best margin of each span
+        over the windows that hold it; the passages not read for this question before are read in one
+        forward pass."""
+        import torch
+
+        # The model itself in the key: a replaced model reads afresh, and one held here keeps its id.
+        keys = [(self._model, question, p.passage_id, p.text, per_window) for p in passages]
+        found: list[list[tuple[int, int, float, float]] | None] = [None] * len(passages)
+        with self._memo_lock:
+            for i, key in enumerate(keys):
+                if key in self._memo:
+                    self._memo.move_to_end(key)
+                    found[i] = self._memo[key]
+        todo = [i for i, hit in enumerate(found) if hit is None]
+        if todo:
+            contexts = [passages[i].text for i in todo]
+            with _TOKENIZER_LOCK:  # a fast tokenizer is not thread-safe ("Already borrowed"); the app answers in threads
+                windows = make_windows(self._tokenizer, [question] * len(contexts), contexts, self.max_length,
+                                       self.stride)
+            with torch.inference_mode():
+                out = self._model(**windows.inputs)
+            best: list[dict[tuple[int, int], tuple[float, float]]] = [{} for _ in todo]
+            for w in range(len(windows)):  # every window's own best spans, so no passage goes unheard
+                spans = best[windows.sample[w]]
+                for span in decode_spans(out.start_logits[w], out.end_logits[w], windows.offsets[w],
+                                         windows.context_mask[w], max_answer_tokens=self.max_answer_tokens,
+                                         top_n=per_window):
+                    key = (span.start_char, span.end_char)
+                    if key not in spans or spans[key][0] < span.score:  # seen again by an overlapping window
+                        spans[key] = (span.score, span.logit)
+            with self._memo_lock:
+                for slot, i in enumerate(todo):
+                    found[i] = [(a, b, score, logit) for (a, b), (score, logit) in best[slot].items()]
+                    self._memo[keys[i]] = found[i]
+                while len(self._memo) > _MEMO_SIZE:
+                    self._memo.popitem(last=False)
+        return found  # type: ignore[return-value]
+
+    def passage_confidence(self, question: str, candidates: Sequence[Candidate]) -> list[float]:
+        """How sure the reader is that each candidate answers the question: its best span's margin over
+        "not in this passage" (floored at -20, so one outlier does not sway z-scores). The spans are kept,
+        so reading these passages next costs nothing more (:func:`retrieval.reader_protocol.rerank_by_reader`)."""
+        best = [_MARGIN_FLOOR] * len(candidates)
+        for span in self._read_all(question, candidates, top_n=30):
+            best[span.candidate_rank] = max(best[span.candidate_rank], span.score)
+        return best
 
     def _select(self, question: str, spans: Sequence[ReadSpan], top_n: int, min_score: float | None) -> list[ReadSpan]:
         kept = [s for s in spans if min_score is None or s.score >= min_score]
@@ -534,36 +591,6 @@ class ExtractiveReader:
             spans += self.read_spans(question, candidates[1:], top_n=30, min_score=threshold, rank_offset=1)
             spans.sort(key=lambda s: (-s.combined, s.candidate_rank, s.start))
         return self._answer(question, spans, book, threshold)
-
-    def rerank_and_read(self, question: str, candidates: Sequence[Candidate], book: Book | None = None, *,
-                        depth: int = 10, weight: float = 0.5) -> tuple[list[Candidate], Answer]:
-        """Re-rank the first ``depth`` candidates with the reader, then answer from them.
-
-        The reader reads each of those passages once; a passage's best span margin (how sure the reader is
-        that this passage answers the question; a cross-encoder's judgement, where the retrievers encode
-        question and passage apart) is z-scored over the ``depth`` passages and added, times ``weight``, to
-        their z-scored fused retrieval scores. Passages past ``depth`` keep their order after them. The
-        answer is then chosen from the spans already read, ranked by their margin less the rank penalty
-        at the new ranks. FairytaleQA val: see the README (``python -m eval.fairytaleqa ... --reader DIR
-        --reader-rerank 10``)."""
-        from retrieval.hybrid import score_fusion
-
-        head = list(candidates[: max(1, depth)])
-        spans = self._read_all(question, head, top_n=30)
-        if len(head) > 1:
-            best = [_MARGIN_FLOOR] * len(head)
-            for span in spans:
-                best[span.candidate_rank] = max(best[span.candidate_rank], span.score)
-            views = {"fused": {i: c.score for i, c in enumerate(head)}, "reader": dict(enumerate(best))}
-            order = [i for i, _ in score_fusion(views, range(len(head)), {"fused": 1.0, "reader": weight})]
-            new_rank = {old: new for new, old in enumerate(order)}
-            head = [head[i] for i in order]
-            for span in spans:
-                span.candidate_rank = new_rank[span.candidate_rank]
-                span.combined = span.score - self.rank_penalty * span.candidate_rank
-        threshold = self.abstain_threshold
-        answer = self._answer(question, self._select(question, spans, 10_000, threshold), book, threshold)
-        return head + list(candidates[len(head):]), answer
 
     def _answer(self, question: str, spans: list[ReadSpan], book: Book | None, threshold: float) -> Answer:
         if not spans:
@@ -590,6 +617,7 @@ class ExtractiveReader:
 
 
 _MARGIN_FLOOR = -20.0  # margins below this all mean "not here"; the floor keeps one outlier from the z-scores
+_MEMO_SIZE = 256  # passages whose spans are kept (a question reads at most a few dozen)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -673,6 +701,10 @@ class SentenceReader:
         self._books: dict[str, tuple[str, list[tuple[int, int]], Any]] = {}
         self.type_window = 5  # best sentences searched for the asked-for number before abstaining
         self.number_check = number_check  # a number question needs a sentence holding a number
+        self.reason: str | None = None  # why the question-answering model is not used (set by load_reader)
+
+    max_passages = None  # its sentence vectors are cached per book: it reads every passage it is given
+    is_fallback = True  # it stands in for a question-answering model (see retrieval.reader_protocol.Reader)
 
     @property
     def name(self) -> str:
@@ -1019,7 +1051,7 @@ def load_reader(
         cache_dir=cache_dir,
         stored_sentences=stored_sentences,
     )
-    reader.reason = choice.reason or "unknown reason"  # why the QA model is not used: for status, not answers
+    reader.reason = choice.reason or "unknown reason"  # for the status line and About, not each answer
     return reader
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "split_sentences",
     "split_paragraphs",
     "normalise_whitespace",
+    "normalize_answer",
     "slugify",
     "smart_title",
 ]
@@ -137,6 +138,19 @@ def _append_trimmed(spans: list[tuple[int, int]], text: str, s: int, e: int) -> 
 
 def normalise_whitespace(s: str) -> str:
     """Collapse every run of white space (newlines included) to one space and trim the ends."""
+    return " ".join(s.split())
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")  # string.punctuation
+
+
+def normalize_answer(s: str) -> str:
+    """SQuAD v1.1 normalisation: lower case, no punctuation, no articles, single spaces (answers are compared,
+    and training finds the sentences that state them, in this form)."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in _PUNCT)
+    s = _ARTICLES.sub(" ", s)
     return " ".join(s.split())
 
 

@@ -96,8 +96,6 @@ def test_gutenberg_header_versions_have_the_same_chapters(shared_data, name, cha
 
 
 def test_sample_novel_has_eight_titled_chapters():
-    if not SAMPLE_NOVEL.exists():
-        pytest.skip("data/sample-novel.txt is not written yet")
     book = load_book(SAMPLE_NOVEL, book_id="sample")
     assert len(book.chapters) == 8
     _assert_well_formed(book.text, book.chapters)

@@ -39,8 +39,6 @@ def test_bundled_conversations_are_well_formed_and_long_enough():
 def test_follow_up_facts_agree_with_the_facts_file():
     """Every expectation that the facts file also states names the same chapter."""
     facts_path = FOLDER.parents[1] / "data" / "sample-novel.facts.yaml"
-    if not facts_path.exists():
-        pytest.skip("data/sample-novel.facts.yaml is not written yet")
     facts = {f["question"]: f for f in yaml.safe_load(facts_path.read_text(encoding="utf-8"))}
     checked = 0
     for conv in all_conversations():

@@ -16,8 +16,6 @@ E = Exchange
 
 @pytest.fixture(scope="module")
 def index() -> CharacterIndex:
-    if not SAMPLE.exists():
-        pytest.skip("data/sample-novel.txt is not written yet")
     return CharacterIndex.from_text(SAMPLE.read_text(encoding="utf-8"))
 
 

@@ -123,8 +123,6 @@ def _check_passages(book, passages, tokenizer, max_tokens):
 
 
 def test_sample_novel_passages(tokenizer):
-    if not SAMPLE_NOVEL.exists():
-        pytest.skip("data/sample-novel.txt is not written yet")
     book = load_book(SAMPLE_NOVEL, book_id="sample")
     passages = split_passages(book, tokenizer, max_tokens=200, overlap_sentences=1)
     _check_passages(book, passages, tokenizer, 200)

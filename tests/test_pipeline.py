@@ -93,33 +93,48 @@ def test_injected_reader_is_used(library):
 
 
 def test_reader_rerank_depth_hands_that_many_passages_to_the_reader(library):
-    """With ``reader_rerank_depth`` a QA reader gets that many passages (within the spoiler limit) to
-    re-rank and answer from; without it, ``reader_passages``."""
+    """Any reader is known by the Reader protocol alone: without re-ranking it reads its ``max_passages``;
+    with ``reader_rerank_depth`` a reader that judges passages re-ranks that many (within the spoiler limit),
+    as a pipeline step, and then reads them in the new order."""
+    from retrieval.reader_protocol import PassageJudge, Reader
     from vignette.documents import Answer
 
     store, _ = library
 
-    class Recording:
-        name = "extractive:recording"
+    class Recording:  # a reader of a new kind: no name the pipeline knows
+        name = "recording"
+        notice = None
+        max_passages = 2
+        is_fallback = False
 
         def __init__(self):
             self.calls = []
 
+        def warm_up(self):
+            pass
+
         def read(self, question, candidates, book=None):
-            self.calls.append(("read", len(candidates)))
+            self.calls.append(("read", [c.passage.passage_id for c in candidates]))
             return Answer(question=question, answer="", abstained=True, evidence=[], reader=self.name)
 
-        def rerank_and_read(self, question, candidates, book=None, *, depth, weight):
-            self.calls.append(("rerank", len(candidates), depth, weight, max(c.passage.chapter for c in candidates)))
-            return list(reversed(candidates)), self.read(question, candidates[:1], book)
+        def passage_confidence(self, question, candidates):
+            self.calls.append(("judge", len(candidates), max(c.passage.chapter for c in candidates)))
+            return [float(i) for i in range(len(candidates))]  # the last retrieved is the surest
 
     reader = Recording()
-    settings = store.settings.replace(reader_rerank_depth=8, reader_rerank_weight=0.25)
-    AnswerPipeline(store, settings, reader=reader).ask("sample", "Who rowed out to the wreck?", upto_chapter=3)
-    assert reader.calls[0] == ("rerank", 8, 8, 0.25, 3) and reader.calls[1] == ("read", 1)
+    assert isinstance(reader, Reader) and isinstance(reader, PassageJudge)
+    settings = store.settings.replace(reader_rerank_depth=8, reader_rerank_weight=5.0)
+    pipeline = AnswerPipeline(store, settings, reader=reader)
+    pipeline.ask("sample", "Who rowed out to the wreck?", upto_chapter=3)
+    judged, (_, read) = reader.calls
+    assert judged == ("judge", 8, 3) and len(read) == 8
+    retrieved = [c.passage.passage_id for c in pipeline.retriever.retrieve("sample", "Who rowed out to the wreck?",
+                                                                          top_k=8, max_chapter=3)]
+    assert read == list(reversed(retrieved))  # the reader's confidence outweighs retrieval at weight 5
+    assert pipeline.last_timings["rerank"] > 0
     reader.calls.clear()
     AnswerPipeline(store, store.settings, reader=reader).ask("sample", "Who rowed out to the wreck?")
-    assert reader.calls == [("read", store.settings.reader_passages)]
+    assert [(kind, len(ids)) for kind, ids in reader.calls] == [("read", 2)]
 
 
 @pytest.mark.parametrize("book_id, question, upto, expected", [

@@ -470,6 +470,8 @@ def test_the_reader_re_ranks_the_passages_it_reads_and_answers_from_them(tiny_qa
 
     from transformers import AutoTokenizer
 
+    from retrieval.reader_protocol import rerank_by_reader
+
     book = _book()
     p1, p2 = _passage(book, "The fishing", 1), _passage(book, "The wind", 2)
     p3 = replace(p1, passage_id="p3")
@@ -481,18 +483,21 @@ def test_the_reader_re_ranks_the_passages_it_reads_and_answers_from_them(tiny_qa
     question = "Who climbed the tower stairs?"
     # Only p2 holds "Wren" (margin +10; the others -16): with weight it moves up, and the passage past the
     # depth stays where it was.
-    ranked, answer = reader.rerank_and_read(question, candidates, book, depth=2, weight=2.0)
+    ranked = rerank_by_reader(reader, question, candidates, depth=2, weight=2.0)
     assert [c.passage.passage_id for c in ranked] == ["p2", "p1", "p3"]
     assert fake.windows_read == 2  # the third passage is past the depth: never read
+    answer = reader.read(question, ranked[:2], book)
+    assert fake.windows_read == 2  # reading after judging reads nothing again
     assert answer.answer == "Wren" and answer.evidence[0].passage_id == "p2"
     # Weight 0: retrieval's order stands, and the answer is what reading those passages gives.
-    ranked, answer = reader.rerank_and_read(question, candidates, book, depth=2, weight=0.0)
+    ranked = rerank_by_reader(reader, question, candidates, depth=2, weight=0.0)
     assert [c.passage.passage_id for c in ranked] == ["p1", "p2", "p3"]
-    assert answer.answer == reader.read(question, candidates[:2], book).answer == "Wren"
-    # Nothing answers: the re-ranked list still comes back, with an abstention.
+    assert reader.read(question, ranked[:2], book).answer == "Wren"
+    # A new model reads afresh; when nothing answers, the re-ranked list still comes back, and an abstention.
     reader._model = _ShiftedQA(target=-1, shifted=-1)
-    ranked, answer = reader.rerank_and_read(question, candidates, book, depth=3, weight=1.0)
-    assert answer.abstained and sorted(c.passage.passage_id for c in ranked) == ["p1", "p2", "p3"]
+    ranked = rerank_by_reader(reader, question, candidates, depth=3, weight=1.0)
+    assert sorted(c.passage.passage_id for c in ranked) == ["p1", "p2", "p3"]
+    assert reader.read(question, ranked, book).abstained
 
 
 # ------------------------------------------------------------------------------- answer types and abstaining
@@ -539,7 +544,7 @@ def test_the_reader_folder_carries_its_calibrated_threshold(tiny_qa_dir, tmp_pat
 
 
 def test_cutting_the_answer_sentence_out_of_a_passage():
-    from retrieval.train_reader import answer_sentences, without_answer
+    from eval.reader import answer_sentences, without_answer
 
     book = _book()
     p1 = _passage(book, "The fishing", 1)
@@ -552,7 +557,7 @@ def test_cutting_the_answer_sentence_out_of_a_passage():
 
 
 def test_choose_threshold_separates_answerable_from_unanswerable():
-    from retrieval.train_reader import choose_threshold
+    from eval.reader import choose_threshold
 
     chosen = choose_threshold([3.0, 2.0, 1.0, 0.5, -1.0], [-2.0, -3.0, 0.2, -5.0, float("-inf")])
     assert 0.2 < chosen["threshold"] < 0.5  # midway between the closest margins on either side
@@ -566,7 +571,7 @@ def test_calibrate_writes_the_threshold_into_the_reader_folder(tiny_qa_dir, tmp_
     import shutil
 
     from retrieval.reader import READER_CONFIG
-    from retrieval.train_reader import main
+    from eval.reader import main
 
     root = shared_data / "fairytaleqa"
     story = next(json.loads(line) for line in (root / "stories.jsonl").read_text().splitlines()
@@ -600,7 +605,7 @@ def test_calibrate_writes_the_threshold_into_the_reader_folder(tiny_qa_dir, tmp_
 
 
 def test_evaluate_reads_gold_and_retrieved_sections(tiny_qa_dir, tmp_path, shared_data, monkeypatch):
-    from retrieval.train_reader import main
+    from eval.reader import main
 
     root = shared_data / "fairytaleqa"
     story = next(json.loads(line) for line in (root / "stories.jsonl").read_text().splitlines()
