@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: run test install chat bench clean-data
+.PHONY: run test test-fast install chat bench clean-data
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ chat: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but the browser, `chroma run` server, subprocess and whole-novel tests.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser and not server and not system" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m eval.bench ingest data/sample-novel.txt

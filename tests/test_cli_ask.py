@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.sample_library import copy_sample_to
+
+pytestmark = pytest.mark.system  # real `python -m bot` processes (make test-fast leaves them out)
 
 ROOT = Path(__file__).resolve().parents[1]
 

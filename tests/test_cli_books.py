@@ -24,6 +24,7 @@ def bot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.system
 def test_ingest_books_reingest_remove(cli_env, tmp_path):
     path = tiny_book(tmp_path)
     first = bot(cli_env, "ingest", str(path), "--book-id", "lamplighter", "--json")
@@ -57,6 +58,7 @@ def test_ingest_books_reingest_remove(cli_env, tmp_path):
     assert BookStore(Settings.from_env(env=cli_env)).books() == []
 
 
+@pytest.mark.system
 def test_missing_book_exits_non_zero_with_a_message(cli_env):
     result = bot(cli_env, "remove", "no-such-book")
     assert result.returncode != 0
@@ -122,6 +124,7 @@ def test_taken_id_with_other_content_is_refused(stocked, tmp_path, monkeypatch, 
     assert [b.book_id for b in BookStore(stocked).books()] == ["lamplighter"]
 
 
+@pytest.mark.system
 def test_bad_input_through_a_real_process(cli_env, tmp_path):
     result = bot(cli_env, "ingest", str(write(tmp_path / "empty.txt", "")))
     assert result.returncode != 0
@@ -129,6 +132,7 @@ def test_bad_input_through_a_real_process(cli_env, tmp_path):
     assert not (Path(cli_env["VIGNETTE_DATA_DIR"]) / "books").exists()
 
 
+@pytest.mark.system
 def test_a_book_stored_by_an_older_version_is_completed_once_with_progress(cli_env, tmp_path):
     """A format-1 book (no sentence vectors, no vocabulary) gets them built once, before its first question,
     with a progress bar; the next question builds nothing."""

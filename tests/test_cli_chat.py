@@ -78,6 +78,7 @@ def test_bad_session_name_is_refused_with_a_message(library, capsys):
     assert "not allowed" in err and "'/'" in err
 
 
+@pytest.mark.system
 def test_the_real_command_remembers_across_runs(library, cli_env):
     """A conversation started in this process carries on in a new `python -m bot chat` process."""
     code, _ = run_chat(library, ["--book", "sample", "--session", "proc", "--json"], ["How old is Toby?"])

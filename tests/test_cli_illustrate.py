@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.system  # real `python -m bot` processes (make test-fast leaves them out)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from tests.test_store import tiny_book
 
+pytestmark = pytest.mark.system  # real `python -m bot` processes (make test-fast leaves them out)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

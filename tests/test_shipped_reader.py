@@ -37,6 +37,7 @@ def test_the_default_reader_is_the_shipped_one(settings):
     assert reader.abstain_threshold == pytest.approx(-0.734)
 
 
+@pytest.mark.system
 def test_shipped_reader_answers_the_sample_with_its_words_and_chapter(cli_env):
     import subprocess
     import sys
