@@ -57,7 +57,7 @@ offline.prepare()  # GRADIO_ANALYTICS_ENABLED=False and the other quiet variable
 
 import gradio as gr  # noqa: E402
 
-from vignette.documents import Answer, Evidence  # noqa: E402
+from vignette.documents import Answer  # noqa: E402
 from vignette.errors import VignetteError  # noqa: E402
 from vignette.plaintext import html_literal, markdown_literal  # noqa: E402
 from vignette.settings import MIB, Settings  # noqa: E402
@@ -790,10 +790,7 @@ class VignetteApp:
         """The conversation's last answer that has a passage to draw."""
         for record in reversed(self.c.history(session, book_id)):
             if record.get("answer") and not record.get("abstained") and record.get("evidence"):
-                evidence = [Evidence(**{k: e[k] for k in Evidence.__dataclass_fields__ if k in e})
-                            for e in record["evidence"]]
-                return Answer(question=record.get("question") or "", answer=record["answer"], abstained=False,
-                              evidence=evidence, reader="")
+                return Answer.from_dict(record)
         return None
 
     def options(self, preset, sampler, steps, seed, random_seed, clip_scale, size):
@@ -1004,7 +1001,9 @@ class VignetteApp:
                                                  size=size or None)
             if (scene or "").strip():
                 limit = self.c.spoiler_limit(session_id, book_id)
-                prompt, _ = self.c.illustrator.scene_for(book_id, scene, limit)
+                from bot.scenes import scene_for
+
+                prompt, _ = scene_for(self.c.illustrator, self.c.pipeline, book_id, scene, limit)
             else:
                 answer = self.last_answer(session_id, book_id)
                 if answer is None:

@@ -27,13 +27,12 @@ import logging
 import re
 import sqlite3
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 
-from vignette.documents import Answer, Evidence
+from vignette.documents import Answer
 from vignette.errors import VignetteError
 
 from bot.followups import OfflineResolver, history_from_records
@@ -83,27 +82,11 @@ TURN_KEYS = ("text", "limit_request", "draw_options", "intent", "rewrite", "ques
 
 
 def answer_to_state(answer: Answer) -> dict[str, Any]:
-    return {
-        "question": answer.question,
-        "answer": answer.answer,
-        "abstained": bool(answer.abstained),
-        "evidence": [e.to_dict() if hasattr(e, "to_dict") else asdict(e) for e in answer.evidence],
-        "reader": answer.reader,
-        "notice": answer.notice,
-        "why": answer.why,
-    }
+    return answer.to_state()
 
 
 def answer_from_state(data: dict[str, Any]) -> Answer:
-    return Answer(
-        question=data.get("question", ""),
-        answer=data.get("answer", ""),
-        abstained=bool(data.get("abstained", False)),
-        evidence=[Evidence(**{k: e[k] for k in Evidence.__dataclass_fields__ if k in e}) for e in data.get("evidence") or []],
-        reader=data.get("reader", ""),
-        notice=data.get("notice"),
-        why=data.get("why"),
-    )
+    return Answer.from_dict(data)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -150,9 +150,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.book == "sample":
         store.ensure_sample()
     illustrator = Illustrator(settings, store)
-    prompt, answer = illustrator.scene_for(
-        args.book, args.text, upto_chapter=args.upto_chapter, style=args.style
-    )
+    from bot.scenes import scene_for
+    from retrieval.pipeline import AnswerPipeline
+
+    prompt, answer = scene_for(illustrator, AnswerPipeline(store, settings), args.book, args.text,
+                               upto_chapter=args.upto_chapter, style=args.style)
     if args.edited_prompt:
         prompt = prompt.edited(args.edited_prompt, args.negative)
     elif args.negative is not None:

@@ -160,7 +160,7 @@ class Companion:
             if self._illustrator is None:
                 from illustration.illustrator import Illustrator
 
-                self._illustrator = Illustrator(self.settings, self.store, pipeline=self.pipeline)
+                self._illustrator = Illustrator(self.settings, self.store)
         return self._illustrator
 
     def book(self, book_id: str) -> Book:
@@ -208,7 +208,9 @@ class Companion:
             if answer is not None:
                 prompt = illustrator.scene_prompt(answer, self.book(book_id))
             else:
-                prompt, _ = illustrator.scene_for(book_id, scene or "", upto_chapter=upto)
+                from bot.scenes import scene_for
+
+                prompt, _ = scene_for(illustrator, self.pipeline, book_id, scene or "", upto_chapter=upto)
         except VignetteError as err:
             return {"prompt": None, "image": None, "reason": err.message, "hint": err.hint}
         result: dict[str, Any] = {"prompt": prompt.text, "negative_prompt": prompt.negative,

@@ -1,7 +1,10 @@
-"""The front door of illustration: answer -> scene prompt -> picture.
+"""The front door of illustration: evidence -> scene prompt -> picture.
+
+It answers no question itself: the bot finds the answer or the passage (bot/scenes.py) and hands the
+evidence here.
 
     illustrator = Illustrator(settings, store)
-    prompt = illustrator.scene_prompt(answer, book)          # or .scene_for(book_id, "question or scene")
+    prompt = illustrator.scene_prompt(answer, book)          # or .described_scene(text, evidence, book)
     print(prompt.text)                                       # shown; the user may edit it:
     prompt = prompt.edited("...")                            # optional
     picture = illustrator.draw(prompt, illustrator.options("fast", seed=7), callback=print, cancel=event)
@@ -14,7 +17,6 @@ with its metadata and the sidecar JSON.
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 import time
@@ -26,26 +28,12 @@ from illustration.scene import ScenePrompt, make_scene_writer, write_scene_promp
 from vignette.errors import VignetteError
 
 MAX_PROMPT_CHARS = 2000
-_QUESTION_START = re.compile(
-    r"^\s*(who|whom|whose|what|which|where|when|why|how|is|are|was|were|do|does|did|can|could|will|would|should|"
-    r"has|have|had)\b",
-    re.I,
-)
-
-
-def is_question(text: str) -> bool:
-    """ "Where did Wren hide the letter?" yes; "Wren on the cliff at dawn" no."""
-    text = text.strip()
-    return text.endswith("?") or bool(_QUESTION_START.match(text))
-
-
 class Illustrator:
     """Scene prompts and pictures for a book. Cheap to construct; models load on the first ``draw``."""
 
-    def __init__(self, settings, store=None, *, writer=None, pipeline=None):
+    def __init__(self, settings, store=None, *, writer=None):
         self.settings = settings
         self._store = store
-        self._pipeline = pipeline
         self.writer = make_scene_writer(writer, settings)
 
     # --- parts -------------------------------------------------------------------------------------------
@@ -101,78 +89,13 @@ class Illustrator:
             sheets=sheets,
         )
 
-    def scene_for(
-        self,
-        book_id: str,
-        text: str,
-        upto_chapter: int | None = None,
-        style: str | None = None,
-    ) -> tuple[ScenePrompt, object | None]:
-        """A question is answered (AnswerPipeline) and its answer + evidence illustrated; anything else is a
-        described scene: the passage that best matches it becomes the evidence. Returns (prompt, answer or
-        None)."""
-        text = " ".join((text or "").split())
-        if not text:
-            raise VignetteError("Say what to draw: a question about the book or a scene from it.")
-        book = self.store.get_book(book_id)
-        if is_question(text):
-            answer = self.pipeline.ask(book_id, text, upto_chapter=upto_chapter)
-            return self.scene_prompt(answer, book, style=style), answer
-        evidence = self.best_evidence(book, text, upto_chapter)
-        sheets = self._sheets_or_none(book)
-        prompt = write_scene_prompt(
-            text, evidence, book, question=None, writer=self.writer, style=style, sheets=sheets
-        )
-        return prompt, None
-
-    @property
-    def pipeline(self):
-        if self._pipeline is None:
-            from retrieval.pipeline import AnswerPipeline
-
-            self._pipeline = AnswerPipeline(self.store, self.settings)
-        return self._pipeline
-
-    def best_evidence(self, book, text: str, upto_chapter: int | None = None):
-        """The passage that best matches a described scene (hybrid retrieval when available, else dense
-        search), narrowed to its sentences that share the most words with the description."""
-        from retrieval.text import split_sentences
-        from vignette.documents import Evidence
-
-        passage, score = None, 0.0
-        try:
-            from retrieval.hybrid import HybridRetriever
-
-            found = HybridRetriever(self.store, self.settings).retrieve(
-                book.book_id, text, top_k=1, max_chapter=upto_chapter
-            )
-            if found:
-                passage, score = found[0].passage, float(found[0].score)
-        except ImportError:
-            hits = self.store.dense_search(book.book_id, text, 1, max_chapter=upto_chapter)
-            if hits:
-                passage, score = hits[0]
-        if passage is None:
-            raise VignetteError(
-                f"Nothing in {book.title!r} matches that scene"
-                + (f" up to chapter {upto_chapter}." if upto_chapter else ".")
-            )
-        wanted = {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2}
-        spans = split_sentences(book.text, passage.start, passage.end) or [(passage.start, passage.end)]
-        overlap = [len(wanted & set(re.findall(r"[a-z]+", book.text[s:e].lower()))) for s, e in spans]
-        best = max(
-            range(len(spans)), key=lambda k: (overlap[k] + (overlap[k + 1] if k + 1 < len(spans) else 0), -k)
-        )
-        s, e = spans[best][0], spans[min(best + 1, len(spans) - 1)][1]
-        return Evidence(
-            quote=book.text[s:e],
-            chapter=passage.chapter,
-            chapter_title=passage.chapter_title,
-            start=s,
-            end=e,
-            passage_id=passage.passage_id,
-            score=score,
-        )
+    def described_scene(self, text: str, evidence, book, style: str | None = None) -> ScenePrompt:
+        """The scene prompt for a scene the reader described, with ``evidence`` (an
+        :class:`~vignette.documents.Evidence`: the passage the bot found for it) as its source in ``book``."""
+        if isinstance(book, str):
+            book = self.store.get_book(book)
+        return write_scene_prompt(text, evidence, book, question=None, writer=self.writer, style=style,
+                                  sheets=self._sheets_or_none(book))
 
     def _sheets_or_none(self, book):
         try:

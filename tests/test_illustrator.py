@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from illustration.illustrator import Illustrator, is_question
+from bot.scenes import is_question
+from illustration.illustrator import Illustrator
 from illustration.metadata import read_metadata, read_sidecar
 from illustration.models import NOISE_NOTICE, image_models_status
 from illustration.options import MAX_SIDE, MAX_STEPS

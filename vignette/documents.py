@@ -104,6 +104,11 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Evidence":
+        """From :meth:`to_dict`'s form (keys it does not know are ignored: records saved by other versions)."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
 
 @dataclass
 class Answer:
@@ -125,3 +130,21 @@ class Answer:
         if self.why:
             data["why"] = self.why
         return data
+
+    def to_state(self) -> dict[str, Any]:
+        """Every field as JSON values (the conversation memory keeps answers in this form)."""
+        return {**self.to_dict(), "question": self.question, "abstained": bool(self.abstained),
+                "notice": self.notice, "why": self.why}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Answer":
+        """From :meth:`to_state` or :meth:`to_dict` (or a memory record): what is missing takes its default."""
+        return cls(
+            question=data.get("question") or "",
+            answer=data.get("answer") or "",
+            abstained=bool(data.get("abstained", False)),
+            evidence=[Evidence.from_dict(e) for e in data.get("evidence") or []],
+            reader=data.get("reader") or "",
+            notice=data.get("notice"),
+            why=data.get("why"),
+        )
