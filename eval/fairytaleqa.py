@@ -135,7 +135,9 @@ def evaluate(args, settings: Settings) -> dict:
             print(f"note: {reader.notice}", file=sys.stderr)
 
     depth = max(0, args.reader_rerank)
-    if depth and not hasattr(reader, "rerank_and_read"):
+    from retrieval.reader_protocol import PassageJudge, rerank_by_reader
+
+    if depth and not isinstance(reader, PassageJudge):
         raise VignetteError(f"--reader-rerank needs an extractive QA reader (--reader FOLDER); the reader here is "
                             f"{getattr(reader, 'name', 'none')}.")
 
@@ -160,9 +162,10 @@ def evaluate(args, settings: Settings) -> dict:
             candidates = retriever.retrieve_from(source, q["question"], top_k=max(top_k, args.rank_depth, depth),
                                                  question_vector=vectors[n - 1])
             answer = None
-            if depth:  # the reader re-ranks the first `depth` passages, then answers from what it read
-                candidates, answer = reader.rerank_and_read(q["question"], candidates, depth=depth,
-                                                            weight=args.reader_rerank_weight)
+            if depth:  # the reader re-ranks the first `depth` passages, then answers from them (as the pipeline)
+                candidates = rerank_by_reader(reader, q["question"], candidates, depth=depth,
+                                              weight=args.reader_rerank_weight)
+                answer = reader.read(q["question"], candidates[:depth])
             ranked = [c.passage.passage_id for c in candidates]
             gold = {f"{q['story_id']}#{s}" for s in q["section_ids"]}
             row = {"qid": q["qid"], "explicit": "explicit" if q.get("explicit") else "implicit",

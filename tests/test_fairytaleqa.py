@@ -86,3 +86,22 @@ def test_without_reader_flag_the_product_default_reader_answers(slice_files, tmp
     assert "rouge_l" in metrics["overall"] and metrics["overall"]["n"] == 3
     rankings = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
     assert [r["qid"] for r in rankings] == [q["qid"] for q in questions[:3]] and all("answer" in r for r in rankings)
+
+
+def test_the_reader_re_ranks_as_the_pipeline_does(slice_files, tmp_path, settings, monkeypatch):
+    """--reader-rerank N: the shipped reader judges the top N sections and re-orders them (a pipeline step),
+    then answers from them; the sections past N keep their places."""
+    stories_path, questions_path, _, questions = slice_files
+    monkeypatch.setenv("VIGNETTE_DATA_DIR", str(settings.data_dir))
+    common = ["--stories", str(stories_path), "--questions", str(questions_path), "--retriever", "bm25",
+              "--cache-dir", str(tmp_path / "cache")]
+    assert main([*common, "--reader", "none", "--out", str(tmp_path / "plain")]) == 0
+    assert main([*common, "--reader-rerank", "3", "--out", str(tmp_path / "rerank")]) == 0
+    plain, rerank = ([json.loads(line) for line in (tmp_path / name / "rankings.jsonl").read_text().splitlines()]
+                     for name in ("plain", "rerank"))
+    assert len(rerank) == len(questions) and all("answer" in r for r in rerank)
+    for a, b in zip(plain, rerank):
+        assert sorted(a["ranked"][:3]) == sorted(b["ranked"][:3]) and a["ranked"][3:] == b["ranked"][3:]
+    assert any(a["ranked"][:3] != b["ranked"][:3] for a, b in zip(plain, rerank))  # the reader moved some
+    metrics = json.loads((tmp_path / "rerank" / "metrics.json").read_text())
+    assert metrics["config"]["reader_rerank"]["depth"] == 3
