@@ -103,6 +103,8 @@ def evaluate(args, settings: Settings) -> dict:
     if missing:
         raise VignetteError(f"{len(missing)} stories of the questions are not in {args.stories}: {sorted(missing)[:3]}")
     views = parse_retrievers(args.retriever)
+    if args.reader_passages is None:  # as the product reads
+        args.reader_passages = settings.reader_passages
 
     # 2. The product's retriever over in-memory stories.
     overrides = {"reranker": str(args.rerank) if args.rerank else None, "candidates": args.candidates,
@@ -236,7 +238,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "FOLDER); the retrieval metrics are then those of the re-ranked list")
     parser.add_argument("--reader-rerank-weight", type=float, default=Settings.reader_rerank_weight,
                         help="weight of the reader's z-scored margin against the fused score (default: %(default)s)")
-    parser.add_argument("--reader-passages", type=int, default=Settings.top_k, help="top passages the reader reads")
+    parser.add_argument("--reader-passages", type=int, default=None,
+                        help="top passages the reader reads (default: as the product, $VIGNETTE_READER_PASSAGES or 3)")
     parser.add_argument("--grounding", type=float, nargs="?", const=0.7, default=None, metavar="THRESHOLD",
                         help="apply the product's unmentioned-word check (retrieval/grounding.py; default threshold "
                         "0.7): the share of questions it would abstain on is 'unmentioned_rate'")
