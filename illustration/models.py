@@ -35,6 +35,7 @@ from typing import Any
 
 from vignette import offline
 from vignette.errors import VignetteError
+from vignette.hub import in_hub_cache
 
 DEFAULT_DIFFUSION = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CLIP = "ViT-B-32:laion2b_s34b_b79k"
@@ -136,19 +137,9 @@ def _diffusion_status(spec: str, settings) -> tuple[bool, str]:
         return False, f"{path} does not exist"
     if _downloads_allowed(settings):
         return True, f"{spec} (downloads allowed)"
-    if _hub_cached(spec, "model_index.json") or _hub_cached(spec, "unet/config.json"):
+    if in_hub_cache(spec, "model_index.json") or in_hub_cache(spec, "unet/config.json"):
         return True, f"{spec} (local Hugging Face cache)"
     return False, f"the diffusion model {spec!r} is not in the local Hugging Face cache"
-
-
-def _hub_cached(repo_id: str, filename: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(repo_id, filename)
-    except Exception:  # an id that is not a valid repo name, a broken cache: not available
-        return False
-    return isinstance(found, str)
 
 
 def split_clip_spec(spec: str) -> tuple[str, str | None]:
@@ -173,7 +164,7 @@ def _clip_status(spec: str, settings) -> tuple[bool, str]:
         )
     if name.startswith("hf-hub:"):
         repo = name[len("hf-hub:") :]
-        if _downloads_allowed(settings) or _hub_cached(repo, "open_clip_config.json"):
+        if _downloads_allowed(settings) or in_hub_cache(repo, "open_clip_config.json"):
             return True, f"open_clip {name}"
         return False, f"the CLIP model {name!r} is not in the local Hugging Face cache"
     if name not in open_clip.list_models():
@@ -198,7 +189,7 @@ def _clip_status(spec: str, settings) -> tuple[bool, str]:
     if hub:
         repo, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
         names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        if any(_hub_cached(repo, n) for n in names):
+        if any(in_hub_cache(repo, n) for n in names):
             return True, f"open_clip {name}/{pretrained} (local Hugging Face cache)"
     url = cfg.get("url", "")
     if url and (Path("~/.cache/clip").expanduser() / Path(url).name).is_file():

