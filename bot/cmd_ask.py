@@ -57,11 +57,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.spoilers import answered_later, later_reply
 
         later = answered_later(pipeline, args.book, args.question, upto)
+    reason = getattr(pipeline.reader, "reason", None)  # why a stand-in answers (a one-off command: said here)
     if args.json:
         data = answer.to_dict()
         if args.upto_chapter:
             data["later"] = later
-        reason = getattr(pipeline.reader, "reason", None)  # why a stand-in answers (a one-off command: said here)
         if answer.notice:
             data["notice"] = answer.notice
         if reason:
@@ -81,7 +81,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if answer.notice:
         print()
         print(f"note: {answer.notice}")
-        reason = getattr(pipeline.reader, "reason", None)
         if reason:
             print(f"      ({reason[0].upper() + reason[1:]}.)")
     return 0
