@@ -295,6 +295,7 @@ class CharacterIndex:
     places: frozenset[str] = frozenset()  # name words mostly found after "in/at/on/to/from": places, not people
     nounish: frozenset[str] = frozenset()  # lower-case words the book puts right after a determiner
     kin: dict[str, Counter] = field(default_factory=dict)  # "brother" -> Counter of names: "her brother Toby"
+    speakers: frozenset[str] = frozenset()  # common nouns the book has speak: "said the squire" -> "squire"
 
     # ---- building -------------------------------------------------------------------------------------
     @classmethod
@@ -339,8 +340,15 @@ class CharacterIndex:
         for m in _KIN_NAMED.finditer(text):
             if m.group("name") in name_words:
                 kin.setdefault(m.group("role").lower(), Counter())[m.group("name")] += 1
+        spoke: Counter = Counter()
+        for pattern in _SPEAKER_PATTERNS:
+            for m in pattern.finditer(text):
+                noun = m.group("noun").lower()
+                if noun not in FUNCTION_WORDS and noun not in AUX and noun not in _SPEECH_VERBS:
+                    spoke[noun] += 1
         index = cls(name_words=name_words, lexicon=frozenset(lower), places=frozenset(places),
-                    nounish=frozenset(nounish), kin=kin)
+                    nounish=frozenset(nounish), kin=kin,
+                    speakers=frozenset(w for w, c in spoke.items() if c >= 2 and w not in ROLE_GENDER))
         index._vote(tokenised)
         return index
 
@@ -403,7 +411,8 @@ class CharacterIndex:
                     # kinship just before the run: "her brother Toby", "his sister Mary"
                     if i >= 1 and toks[i - 1].lower() in ROLE_GENDER and ROLE_GENDER[toks[i - 1].lower()]:
                         strong = ROLE_GENDER[toks[i - 1].lower()]
-                elif word.lower() in ROLE_GENDER and i >= 1 and toks[i - 1].lower() in ("the", "this", "that"):
+                elif ((word.lower() in ROLE_GENDER or word.lower() in self.speakers) and i >= 1
+                      and toks[i - 1].lower() in ("the", "this", "that")):
                     key_words = [word.lower()]
                     j = i + 1
                 if not key_words:
@@ -517,15 +526,15 @@ class CharacterIndex:
         for m in re.finditer(r"\b(the|a|an|this|that|his|her|their|its|(?:[A-Z][A-Za-z]+\s+)*[A-Z][A-Za-z]+['\u2019]s)\s+"
                              r"([a-z\-]+)(?:\s+([a-z]+))?\b", text):
             first, second = m.group(2), m.group(3)
-            if first in ROLE_GENDER:
+            if self._person_noun(first):
                 head, end = first, m.end(2)
-            elif second and second in ROLE_GENDER and first not in FUNCTION_WORDS and first not in AUX:
+            elif second and self._person_noun(second) and first not in FUNCTION_WORDS and first not in AUX:
                 head, end = second, m.end(3)
             else:
                 continue
             if free(m.start(), end):
                 plural = head in _IRREGULAR_PLURAL_ROLES or (head.endswith("s") and head[:-1] in ROLE_GENDER)
-                g = ROLE_GENDER[head] or self.gender_of_word(head)
+                g = ROLE_GENDER.get(head) or self.gender_of_word(head)
                 found.append(Mention(text[m.start():end], m.start(), end, "plural" if plural else "person",
                                      g if g in ("f", "m") else None))
                 taken.append((m.start(), end))
@@ -611,6 +620,45 @@ class CharacterIndex:
                 taken.append((m.start(), end))
         found.sort(key=lambda x: x.start)
         return found
+
+    def _person_noun(self, word: str) -> bool:
+        """A common noun for a person: a general one ("captain", "sister") or one this book has speak."""
+        return word in ROLE_GENDER or word in self.speakers
+
+    def binders(self, text: str) -> list[Mention]:
+        """What a pronoun in ``text`` may refer to inside ``text`` itself: its mentions, plus an owner and
+        what it owns counted apart ("Mr. Lee's daughter ... with him", "Ann's jug ... dropped it") and
+        things owned through a pronoun ("his bags ... when they were stolen"). Used only to decide whether a
+        pronoun is bound; a follow-up's referents come from :meth:`mentions`."""
+        found = list(self.mentions(text))
+        for m in re.finditer(r"\b((?:[A-Z][A-Za-z\-]+\s+)*[A-Z][A-Za-z\-]+)['\u2019]s\s+((?:[a-z][a-z\-]*\s+){0,3}[a-z][a-z\-]*)",
+                             text):
+            owner = m.group(1).split()
+            if owner[0].lower() in FUNCTION_WORDS and len(owner) == 1:
+                continue
+            g = self.gender_of(m.group(1))
+            found.append(Mention(m.group(1), m.start(1), m.end(1), "person" if g in ("f", "m") else "unknown", g
+                                 if g in ("f", "m") else None))
+            found.extend(self._owned(m.group(2), m.start(2)))
+        for m in re.finditer(r"\b(?:his|her|their|its|my|your|our)\s+((?:[a-z][a-z\-]*\s+){0,3}[a-z][a-z\-]*)", text):
+            found.extend(self._owned(m.group(1), m.start(1)))
+        found.sort(key=lambda x: x.start)
+        return found
+
+    def _owned(self, phrase: str, start: int) -> list[Mention]:
+        """The noun phrase at the start of ``phrase`` (cut at its first function word or verb) as a thing,
+        or as a plural when its head is a plural noun."""
+        words: list[str] = []
+        for w in phrase.split():
+            if w in FUNCTION_WORDS or w in AUX or irregular_base(w) is not None or (
+                    words and (is_irregular_verb(w) or (w.endswith(("ed", "ing")) and len(w) > 4)
+                               or (w not in self.nounish and _looks_like_verb(w, self)))):
+                break
+            words.append(w)
+        if not words or self._person_noun(words[-1]):
+            return []
+        surface = " ".join(words)
+        return [Mention(surface, start, start + len(surface), "plural" if _is_plural_noun(words[-1]) else "thing")]
 
     def _nameish(self, word: str, followed: bool) -> bool:
         bare, _ = _strip_possessive(word)
@@ -714,6 +762,33 @@ _EXPLETIVE_IT = re.compile(
     r"(?:what\s+time|how\s+(?:long|far|late|early|cold|dark|many\s+\w+))\s+(?:is|was|did|does|will|would)\s+it\b|"
     r"(?:is|was)\s+it\s+(?:true|possible|likely|that)\b|"
     r"how\s+(?:long|much|many\s+\w+)\s+(?:did|does|will|would)\s+it\s+take\b)", re.I)
+
+
+# Speech: a common noun the book has say something is a person ("said the squire", "the farrier replied").
+_SPEECH_VERBS = {"said", "asked", "cried", "replied", "answered", "exclaimed", "shouted", "whispered", "called",
+                 "added", "continued", "muttered", "observed", "remarked", "returned", "inquired", "enquired"}
+_SPEAKER_PATTERNS = (
+    re.compile(r"\b(?:" + "|".join(sorted(_SPEECH_VERBS)) + r")\s+(?:the|an?)\s+(?:[a-z]+\s+)?(?P<noun>[a-z]+)\b"),
+    re.compile(r"\b(?:the|an?)\s+(?:[a-z]+\s+)?(?P<noun>[a-z]+)\s+(?:" + "|".join(sorted(_SPEECH_VERBS)) + r")\b"),
+)
+# Words that open a subordinate clause: a pronoun after one is inside the question's own sentence.
+_SUBORDINATORS = {"because", "when", "while", "after", "before", "since", "until", "till", "as", "if", "though",
+                  "although", "once", "whenever", "so", "that", "who", "whom", "which", "where"}
+
+
+_PREPOSITIONS = {"in", "on", "at", "of", "with", "from", "to", "for", "into", "onto", "about", "under", "over",
+                 "behind", "beside", "inside", "through", "by", "near"}
+
+
+@lru_cache(maxsize=4096)
+def _is_plural_noun(word: str) -> bool:
+    """A plural noun by lemminflect's lexicon ("bags" -> "bag"), not by its last letter alone."""
+    from lemminflect import getLemma
+
+    if not word.endswith("s") or word.endswith("ss"):
+        return word in _IRREGULAR_PLURAL_ROLES
+    lemma = getLemma(word, upos="NOUN")
+    return bool(lemma) and lemma[0] != word
 
 
 class OfflineResolver:
@@ -850,7 +925,7 @@ class OfflineResolver:
 
     def _unbound_pronouns(self, text: str) -> list[tuple[re.Match, str | None]]:
         tokens = list(_WORD_RE.finditer(text))
-        mentions = self.index.mentions(text)
+        mentions = self.index.binders(text)
         lower = text.lower()
         first_word = tokens[0].group(0).lower() if tokens else ""
         second_word = tokens[1].group(0).lower() if len(tokens) > 1 else ""
@@ -870,6 +945,14 @@ class OfflineResolver:
                 continue
             if wh_subject and role in ("poss", "obj|poss", "pposs") and family in ("f", "m", "pl"):
                 continue  # "Who lost his hat?": bound by "who"
+            opens_clause = i > 1 and tokens[i - 1].group(0).lower() in _SUBORDINATORS
+            if first_word == "who" and opens_clause and role == "subj" and family in ("f", "m"):
+                continue  # "Who was blamed because he left the gate open?": "who" is the one who left it
+            after_preposition = i > 0 and tokens[i - 1].group(0).lower() in _PREPOSITIONS
+            if role in ("poss", "obj|poss") and family in ("f", "m") and after_preposition and any(
+                    m.start >= tok.end() and m.kind == "person" and m.gender == family for m in mentions):
+                continue  # "What did the smith find in his shoe that Tom had lost?": Tom's (cataphora inside a
+                # phrase; "What did his sister tell Tom?" still asks whose sister)
             if family == "n" and self._expletive(lower, tok):
                 continue
             nxt = tokens[i + 1].group(0) if i + 1 < len(tokens) else None

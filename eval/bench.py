@@ -20,6 +20,7 @@ BENCH_MODULES = [
     "eval.bench_sample",
     "eval.bench_query",
     "eval.bench_app",
+    "eval.bench_start",
 ]
 
 

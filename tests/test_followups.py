@@ -157,6 +157,12 @@ STANDALONE = [
     "Why did Toby give Wren his key?", "What did the captain tell the council?",
     "Who kept his promise to the town?", "What is the story about?", "Who is the main character?",
     "Was there a dog on Gullstone Rock?", "Is there a cellar under the tower?", "There was a storm, wasn't there?",
+    # pronouns bound inside the question itself: by an owner ("Amos Fenwick's"), by what is owned ("Wren's
+    # lamp", "his barrels"), by "who" across "because", and by a name after a phrase ("in her pocket ... Wren")
+    "What did Amos Fenwick's sister give him?", "Into how many pieces did Wren's lamp break when she dropped it?",
+    "What did Amos keep in his barrels before they ran dry?",
+    "Who was blamed for the fire because he left the lamp burning?",
+    "What was in her pocket when Wren climbed the tower?",
 ]
 
 
@@ -169,6 +175,24 @@ def test_standalone_questions_are_left_exactly_as_they_are(resolver, text):
     assert not rewrite.rewritten, rewrite
     assert rewrite.question == text
     assert not resolver.needs_context(text)
+
+
+def test_a_pronoun_before_a_name_is_still_a_follow_up_unless_inside_a_phrase(resolver):
+    history = [E("What did Captain Dunmore give Wren?", "a brass compass")]
+    assert resolver.rewrite("What did his sister say to Toby?", history).question.startswith(
+        "What did Captain Dunmore's sister")
+    assert not resolver.rewrite("What was in his coat when Toby came home?", history).rewritten
+
+
+def test_nouns_the_book_has_speak_are_people():
+    text = ("The farrier looked at the hoof. \"It is cracked,\" said the farrier. The farrier said he would mend it. "
+            "\"Good,\" said the farrier, and he went. Tom waited. Tom ran. Tom was glad.") * 2
+    index = CharacterIndex.from_text(text)
+    assert "farrier" in index.speakers
+    assert "hoof" not in index.speakers
+    assert [m.kind for m in index.mentions("What did the farrier say?")] == ["person"]
+    resolver = OfflineResolver(index)
+    assert not resolver.rewrite("What did the farrier tell Tom when he came?", [E("Who ran?", "Tom")]).rewritten
 
 
 def test_relatives_are_named_only_when_the_book_is_clear():
