@@ -73,6 +73,7 @@ SIZES = ["256x256", "384x384", "512x512", "512x768", "768x512", "640x384", "768x
 PREVIEW_EVERY = 2  # a preview every other sampling step
 DRAW_INTENTS = ("illustrate", "both")
 SUGGESTIONS = 3  # starter questions shown under the chat
+READY_STAGE = "getting it ready for questions"  # the upload's last stage: the book's views loaded
 BOOK_VIEW_SIZE = 12 + SUGGESTIONS  # outputs of a book's view (VignetteApp._show_book)
 CSS = """
 #vignette-header {align-items: flex-end; gap: 8px}
@@ -647,7 +648,11 @@ class VignetteApp:
 
         book = load_book(path, max_bytes=self.settings.max_file_bytes)
         book.book_id = unique_book_id(book, self.c.store)
-        return self.c.store.add_book(book, progress=progress)
+        report = self.c.store.add_book(book, progress=progress)
+        progress(0, 1, READY_STAGE)  # its first question then costs no more than the rest
+        self.c.pipeline.prepare(report.book_id)
+        progress(1, 1, READY_STAGE)
+        return report
 
     # ---- chat ---------------------------------------------------------------------------------------------
     @staticmethod

@@ -252,6 +252,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     unanswerable = answerable = 0
     abstained_ok = answered_ok = 0
     all_answerable = all_answered = 0  # every turn the book answers, whatever the standalone path did
+    graded = right = wrong = 0  # answerable turns with expected words: right words (and chapter), or wrong ones
     turns = passed_turns = 0
     for conv in results:
         for t in conv.get("turns", []):
@@ -271,6 +272,11 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             if expect.get("abstains") is False:
                 all_answerable += 1
                 all_answered += t["abstained"] is False
+                passed = {c["kind"]: c["passed"] for c in t["checks"]}
+                if "answer_contains_any" in passed:
+                    graded += 1
+                    right += bool(passed["answer_contains_any"] and passed.get("cites_chapter", True))
+                    wrong += t["abstained"] is False and not passed["answer_contains_any"]
             if expect.get("abstains") is True:
                 unanswerable += 1
                 abstained_ok += bool(t["abstained"])
@@ -300,6 +306,10 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         "answer_on_all_answerable": {"answered": all_answered, "total": all_answerable,
                                      "rate": rate(all_answered, all_answerable),
                                      "note": "every turn the book answers, including those the standalone path abstains on"},
+        "right_words_and_chapter": {"right": right, "wrong": wrong, "total": graded, "rate": rate(right, graded),
+                                    "note": "answerable turns with expected words: the answer holds them and the "
+                                            "top evidence cites the expected chapter (when one is given); wrong: "
+                                            "answered without them"},
     }
     summary["targets"] = {
         "followups_as_good (>= 0.9)": _meets(summary["followups"]["as_good_as_standalone"], TARGETS["followups_as_good"]),
@@ -343,6 +353,9 @@ def markdown(results: list[dict[str, Any]], summary: dict[str, Any], meta: dict[
                f"({b['answered']}/{b['total']}) | \u2265 0.9 |")
     c = summary["answer_on_all_answerable"]
     out.append(f"| answered answerable turns (all of them) | {c['rate']} ({c['answered']}/{c['total']}) | |")
+    r = summary["right_words_and_chapter"]
+    out.append(f"| answerable turns answered with the right words and chapter | {r['rate']} ({r['right']}/{r['total']}; "
+               f"answered wrongly: {r['wrong']}) | |")
     out.append(f"| turns with every check passed | {summary['turns_all_checks_passed']} ({summary['turns']} turns) | |")
     out += ["", "### Pass rate per kind of expectation", "", "| expectation | passed | total | rate |",
             "| --- | --- | --- | --- |"]

@@ -368,6 +368,15 @@ class HybridRetriever:
         return index
 
     # --- retrieval -----------------------------------------------------------------------------------
+    def prepare(self, book_id: str) -> None:
+        """Load what a question on a stored book needs (its BM25 index, sentence and window views, Chroma
+        collection) by retrieving once for its title, so that the first question costs no more than the
+        rest (on Pride and Prejudice the first retrieval took 136 ms against 19 ms for the next)."""
+        if self.store is None:
+            raise ValueError("this retriever has no store")
+        book = self.store.get_book(book_id)
+        self.retrieve(book_id, book.title or book_id, top_k=1)
+
     def retrieve(self, book_id: str, question: str, top_k: int | None = None,
                  max_chapter: int | None = None) -> list[Candidate]:
         """The ``top_k`` passages of a stored book for ``question``, best first, none after ``max_chapter``."""

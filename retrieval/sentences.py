@@ -102,12 +102,6 @@ def derive_windows(table: SentenceTable, size: int) -> tuple[np.ndarray, np.ndar
     if table.vectors is None:
         raise ValueError("the sentence table has no vectors yet")
     size = max(1, int(size))
-    weights = table.weights if table.weights is not None else np.ones(len(table.vectors))
-    member_vectors = table.vectors[table.members].astype(np.float64) * \
-        np.asarray(weights, dtype=np.float64)[table.members][:, None]
-    csum = np.zeros((len(member_vectors) + 1, member_vectors.shape[1] if member_vectors.ndim == 2 else 0))
-    if len(member_vectors):
-        csum[1:] = np.cumsum(member_vectors, axis=0)
     # Every window as a range [start, end) of member rows, passage after passage (vectorised: a novel has
     # thousands of passages, and this runs on the first question).
     counts = np.diff(table.offsets)
@@ -116,11 +110,27 @@ def derive_windows(table: SentenceTable, size: int) -> tuple[np.ndarray, np.ndar
     within = np.arange(int(n_windows.sum()), dtype=np.int64) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
     starts_a = table.offsets[:-1][owners] + within
     ends_a = np.where(counts[owners] > size, starts_a + size, table.offsets[1:][owners])
+    dim = table.vectors.shape[1] if table.vectors.ndim == 2 else 0
     if size == 1:
         vectors = table.vectors[table.members[starts_a]].astype(np.float32) if len(starts_a) else \
-            np.zeros((0, table.vectors.shape[1]), np.float32)
-    else:
-        vectors = normalise(csum[ends_a] - csum[starts_a])
+            np.zeros((0, dim), np.float32)
+        return vectors, owners
+    weights = np.asarray(table.weights if table.weights is not None else np.ones(len(table.vectors)), np.float32)
+    longest = int((ends_a - starts_a).max()) if len(starts_a) else 0
+    if longest <= 8:  # short windows: a few weighted gathers, in float32
+        sums = np.zeros((len(starts_a), dim), np.float32)
+        for k in range(longest):
+            rows = starts_a + k
+            inside = rows < ends_a
+            members = table.members[rows[inside]]
+            sums[inside] += table.vectors[members].astype(np.float32) * weights[members][:, None]
+        return normalise(sums), owners
+    # long runs (a passage's mean): prefix sums in float64, so differences keep their precision
+    member_vectors = table.vectors[table.members].astype(np.float64) * weights[table.members][:, None]
+    csum = np.zeros((len(member_vectors) + 1, dim))
+    if len(member_vectors):
+        csum[1:] = np.cumsum(member_vectors, axis=0)
+    vectors = normalise(csum[ends_a] - csum[starts_a])
     return vectors, owners
 
 

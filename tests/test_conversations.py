@@ -119,3 +119,18 @@ def test_scoring_rules():
     assert summarise(results)["answer_on_all_answerable"] == {
         "answered": 0, "total": 1, "rate": 0.0,
         "note": "every turn the book answers, including those the standalone path abstains on"}
+
+
+def test_right_words_and_chapter_counts_right_and_wrong_answers():
+    def turn(n, abstained, words, chapter):
+        checks = [{"kind": "answer_contains_any", "passed": words}, {"kind": "abstains", "passed": not abstained}]
+        if chapter is not None:
+            checks.append({"kind": "cites_chapter", "passed": chapter})
+        return {"n": n, "user": "q", "question": "q", "abstained": abstained, "correct": None, "checks": checks,
+                "expect": {"abstains": False, "answer_contains_any": ["x"]}}
+
+    results = [{"file": "f.yaml", "turns": [turn(1, False, True, True), turn(2, False, True, False),
+                                            turn(3, False, False, False), turn(4, True, False, False),
+                                            turn(5, False, True, None)]}]
+    got = summarise(results)["right_words_and_chapter"]
+    assert (got["right"], got["wrong"], got["total"]) == (2, 1, 5)

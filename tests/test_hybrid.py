@@ -252,6 +252,43 @@ def test_windows_are_length_weighted_means_of_the_sentences(sample_store):
     assert set(owners1) == set(range(len(sample_store.passages("sample"))))
 
 
+@pytest.mark.parametrize("size", [2, 3, 5, 9])
+def test_every_window_is_the_weighted_mean_of_its_own_sentences(sample_store, size):
+    """Short windows (summed row by row) and long ones (prefix sums) agree with the definition, window by
+    window, including passages with fewer sentences than the window."""
+    from retrieval.sentences import derive_windows
+
+    table = sample_store.sentences("sample")
+    vectors, owners = derive_windows(table, size)
+    at = 0
+    for passage in range(len(table.offsets) - 1):
+        rows = table.rows_of(passage)
+        runs = [rows[i:i + size] for i in range(max(1, len(rows) - size + 1))] if len(rows) else []
+        for run in runs:
+            expected = (table.vectors[run].astype(np.float64) * table.weights[run][:, None]).sum(axis=0)
+            assert owners[at] == passage
+            assert np.allclose(vectors[at], expected / np.linalg.norm(expected), atol=1e-5)
+            at += 1
+    assert at == len(vectors)
+
+
+def test_prepare_loads_the_views_the_first_question_needs(sample_store):
+    from retrieval.pipeline import AnswerPipeline
+    from retrieval.sentences import derive_windows as real_derive
+
+    pipeline = AnswerPipeline(sample_store, sample_store.settings.replace(reader="sentence"))
+    pipeline.prepare("sample")
+    assert len(pipeline.retriever._window_memo) == 2  # the 3-sentence windows and the sentences
+    assert "sample" in pipeline._vocabularies
+    derived = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("retrieval.sentences.derive_windows", lambda *a, **k: derived.append(1) or real_derive(*a, **k))
+        answer = pipeline.ask("sample", "Who is the keeper of Gullstone Rock?")
+    assert answer.evidence and not derived  # nothing was left for the first question to build
+    with pytest.raises(VignetteError):
+        pipeline.prepare("no-such-book")
+
+
 def test_changed_passages_are_never_scored_with_old_windows(settings, minilm_path):
     retriever = HybridRetriever(None, settings)
     one = [Passage(f"s#{i}", "s", 1, "Chapter 1", 0, len(t), t) for i, t in enumerate(MILL)]
